@@ -1,0 +1,81 @@
+"""Pairwise mask IoU, box IoU and mask-to-box conversion.
+
+Mask IoU is ``|A and B| / |A or B|`` from exact integer counts; the IoU of two empty masks is 0 (as
+pycocotools' ``mask.iou``). Box IoU follows torchvision's ``box_iou``, except that a pair whose union is 0
+(two zero-area boxes) gets IoU 0 instead of NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from . import _generic
+from ._dispatch import check_backend, find_kernel
+from ._validate import check_boxes, check_masks, namespace
+
+Array = Any
+BOX_FORMATS = ("xyxy", "xywh", "xyxy_inclusive")
+
+
+def mask_iou(masks_a: Array, masks_b: Array | None = None, *, backend: str = "auto") -> Array:
+    """Pairwise IoU between two sets of binary masks.
+
+    Args:
+        masks_a (Array[N, H, W], bool or 0/1): first set.
+        masks_b (Array[M, H, W], optional): second set; None means masks_a vs itself.
+        backend: ``"auto"``, ``"generic"``, ``"numba"``, ``"torch"`` or ``"cupy"``.
+
+    Returns:
+        Array[N, M], float: IoU, 0 where both masks are empty; float64 for NumPy and CuPy, torch's default
+        dtype for Torch. Same library and device as the input.
+    """
+    xp = namespace(masks_a=masks_a, masks_b=masks_b)
+    check_masks(xp, masks_a, name="masks_a")
+    if masks_b is not None:
+        check_masks(xp, masks_b, name="masks_b")
+        if tuple(masks_b.shape[1:]) != tuple(masks_a.shape[1:]):
+            raise ValueError(f"masks_b must have the same H, W as masks_a {tuple(masks_a.shape[1:])}, "
+                             f"got {tuple(masks_b.shape[1:])}")
+    check_backend(backend, masks_a)
+    fn = find_kernel("mask_iou", masks_a, backend) or _generic.mask_iou
+    return fn(masks_a, masks_b)
+
+
+def box_iou(boxes_a: Array, boxes_b: Array | None = None) -> Array:
+    """Pairwise IoU of ``x1, y1, x2, y2`` boxes (torchvision's ``box_iou``; 0 where the union is 0).
+
+    Args:
+        boxes_a (Array[N, 4], float): first set.
+        boxes_b (Array[M, 4], float, optional): second set; None means boxes_a vs itself.
+
+    Returns:
+        Array[N, M], the boxes' float dtype (integer boxes: the library's default float).
+    """
+    xp = namespace(boxes_a=boxes_a, boxes_b=boxes_b)
+    check_boxes(xp, boxes_a, name="boxes_a")
+    if boxes_b is not None:
+        check_boxes(xp, boxes_b, name="boxes_b")
+    return _generic.box_iou(boxes_a, boxes_b)
+
+
+def masks_to_boxes(
+    masks: Array, format: Literal["xyxy", "xywh", "xyxy_inclusive"] = "xyxy", *, backend: str = "auto"
+) -> Array:
+    """Tight boxes around binary masks.
+
+    Args:
+        masks (Array[N, H, W], bool or 0/1): binary masks.
+        format: ``"xyxy"``: ``[x_min, y_min, x_max + 1, y_max + 1]``, pixel edges (detectron2,
+            mmdetection); ``"xywh"``: ``[x_min, y_min, width, height]`` (COCO, pycocotools' ``toBbox``);
+            ``"xyxy_inclusive"``: ``[x_min, y_min, x_max, y_max]`` (torchvision's ``masks_to_boxes``).
+
+    Returns:
+        Array[N, 4], float32: boxes; ``[0, 0, 0, 0]`` for an empty mask.
+    """
+    xp = namespace(masks=masks)
+    check_masks(xp, masks)
+    if format not in BOX_FORMATS:
+        raise ValueError(f"format must be one of {BOX_FORMATS}, got {format!r}")
+    check_backend(backend, masks)
+    fn = find_kernel("masks_to_boxes", masks, backend) or _generic.masks_to_boxes
+    return fn(masks, format)

@@ -1,0 +1,127 @@
+"""Matrix NMS (Wang et al., SOLOv2, 2020) for binary masks and for boxes.
+
+Every candidate's score is decayed in one parallel step from the IoU matrix of the candidates sorted by
+score (Eq. 4 of the paper), instead of greedy NMS's sequential loop:
+
+    decay[j] = min over higher-scored i of f(iou[i, j]) / f(cmax[i]),   cmax[i] = max_k iou[k, i]
+
+gaussian ``f(x) = exp(-x^2 / sigma)`` (the paper's form, sigma = 0.5) or linear ``f(x) = 1 - x``. SOLO and
+mmdetection write the gaussian as ``exp(-sigma' * (iou^2 - cmax^2))`` with sigma' = 2.0: the same decay with
+sigma' = 1 / sigma. The exact semantics, shared by every backend, are in the module ``_generic``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import array_api_compat
+
+from . import _generic
+from ._dispatch import check_backend, find_kernel
+from ._validate import (
+    check_areas, check_boxes, check_kernel, check_labels, check_masks, check_positive, check_scores,
+    check_threshold, check_top_k, namespace,
+)
+
+Array = Any
+
+
+def _compute_dtype(xp: Any, scores: Array) -> Any:
+    return xp.float64 if scores.dtype == xp.float64 else xp.float32
+
+
+def matrix_nms(
+    scores: Array,
+    masks: Array | None = None,
+    *,
+    boxes: Array | None = None,
+    labels: Array | None = None,
+    kernel: Literal["gaussian", "linear"] = "gaussian",
+    sigma: float = 0.5,
+    score_threshold: float | None = None,
+    post_threshold: float | None = None,
+    pre_top_k: int | None = None,
+    post_top_k: int | None = None,
+    mask_areas: Array | None = None,
+    backend: str = "auto",
+) -> tuple[Array, Array]:
+    """Matrix NMS: decay every score by its overlap with higher-scored masks (or boxes), in one step.
+
+    Order of operations: drop ``scores < score_threshold``, keep the ``pre_top_k`` highest, sort (stable:
+    equal scores keep input order), decay, drop ``decayed < post_threshold``, keep the ``post_top_k``
+    highest decayed.
+
+    Args:
+        scores (Array[N], floating): detection scores, any order; NaN and inf are rejected.
+        masks (Array[N, H, W], bool or 0/1): binary masks; exactly one of ``masks`` and ``boxes``.
+        boxes (Array[N, 4], float): ``x1, y1, x2, y2`` boxes, area ``(x2 - x1) * (y2 - y1)``.
+        labels (Array[N], int, optional): class labels; IoU between different labels counts as 0.
+            None means class-agnostic.
+        kernel: ``"gaussian"`` ``f(x) = exp(-x^2 / sigma)`` or ``"linear"`` ``f(x) = 1 - x``.
+        sigma: the paper's gaussian sigma (> 0). SOLO / mmdetection's ``sigma=2.0`` is ``sigma=0.5`` here.
+        score_threshold: keep candidates with ``score >= score_threshold`` before the decay.
+        post_threshold: keep results with ``decayed >= post_threshold`` (mmdetection's ``filter_thr``).
+        pre_top_k: keep at most this many highest-scored candidates before the decay (``nms_pre``).
+        post_top_k: return at most this many results (``max_num``).
+        mask_areas (Array[N], optional): precomputed mask areas used for the union.
+        backend: ``"auto"`` (fastest installed kernel), ``"generic"`` (array-API reference path),
+            ``"numba"``, ``"torch"`` or ``"cupy"``; for tests and benchmarks.
+
+    Returns:
+        (Array[K] int64, Array[K] scores.dtype): ``keep`` indices into the input, ordered by decayed score
+        (descending; ties by lower index), and their decayed scores. Same library and device as ``scores``.
+    """
+    if (masks is None) == (boxes is None):
+        raise ValueError("matrix_nms needs exactly one of masks or boxes, got "
+                         + ("both" if masks is not None else "neither"))
+    xp = namespace(scores=scores, masks=masks, boxes=boxes, labels=labels, mask_areas=mask_areas)
+    n = check_scores(xp, scores)
+    if masks is not None:
+        check_masks(xp, masks, n)
+    else:
+        check_boxes(xp, boxes, n)
+        if mask_areas is not None:
+            raise ValueError("mask_areas applies to masks, got it with boxes")
+    if labels is not None:
+        check_labels(xp, labels, n)
+    if mask_areas is not None:
+        check_areas(xp, mask_areas, n)
+    check_kernel(kernel)
+    sigma = check_positive("sigma", sigma)
+    score_threshold = check_threshold("score_threshold", score_threshold)
+    post_threshold = check_threshold("post_threshold", post_threshold)
+    pre_top_k = check_top_k("pre_top_k", pre_top_k)
+    post_top_k = check_top_k("post_top_k", post_top_k)
+    check_backend(backend, scores)
+
+    device = array_api_compat.device(scores)
+    dtype = _compute_dtype(xp, scores)
+    candidates = xp.arange(n, dtype=xp.int64, device=device)
+    if score_threshold is not None:
+        candidates = candidates[scores >= score_threshold]
+    ranking = xp.argsort(xp.take(scores, candidates), descending=True, stable=True)
+    if pre_top_k is not None:
+        ranking = ranking[:pre_top_k]
+    order = xp.take(candidates, ranking)
+    sorted_labels = None if labels is None else xp.take(labels, order)
+
+    if masks is not None:
+        areas = None if mask_areas is None else xp.take(mask_areas, order)
+        decay_fn = find_kernel("mask_decay", scores, backend) or _generic.mask_decay
+        decay = decay_fn(masks, order, sorted_labels, areas, kernel, sigma, dtype)
+    else:
+        decay_fn = find_kernel("box_decay", scores, backend) or _generic.box_decay
+        decay = decay_fn(boxes, order, sorted_labels, kernel, sigma, dtype)
+    decayed = xp.astype(xp.take(scores, order), dtype) * decay
+
+    if post_threshold is not None:
+        passed = decayed >= post_threshold
+        order, decayed = order[passed], decayed[passed]
+    # final ranking by decayed score; equal decayed scores by lower input index
+    by_index = xp.argsort(order, stable=True)
+    order, decayed = xp.take(order, by_index), xp.take(decayed, by_index)
+    ranking = xp.argsort(decayed, descending=True, stable=True)
+    if post_top_k is not None:
+        ranking = ranking[:post_top_k]
+    keep = xp.take(order, ranking)
+    return keep, xp.astype(xp.take(decayed, ranking), scores.dtype)
