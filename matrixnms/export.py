@@ -1,0 +1,665 @@
+"""Deployable Matrix NMS: a static-shape Torch formulation for torch.compile, TorchScript and ONNX.
+
+``matrix_nms`` filters candidates by value (thresholds, top-k), so its output length depends on the data.
+Compilers and exporters need shapes fixed in advance; this module reformulates the same computation so that
+every intermediate has a shape known from the input shapes and the static options alone:
+
+- ``N`` candidate rows come in; padding rows are switched off by ``valid`` (and non-finite scores are
+  never candidates).
+- Thresholds become boolean masks: ``scores >= score_threshold`` marks candidates, ``decayed >=
+  post_threshold`` marks survivors; nothing is removed.
+- Both sorts are exact ranks from pairwise comparisons (score descending, ties by lower input index), so
+  the order never depends on whether a runtime's sort or TopK is stable.
+- The ``K = min(pre_top_k, N)`` best candidates are decayed (a (K, K) IoU matrix), and ``P = post_top_k``
+  rows come out (``P = K`` when ``post_top_k`` is None): ``keep`` (P,) int64 indices padded with ``-1``,
+  ``decayed`` (P,) scores padded with ``0``, and ``num_valid`` () int64, the number of real rows.
+
+The first ``num_valid`` rows equal ``matrixnms.matrix_nms`` on the valid rows with the same options: the
+same indices in the same order (decayed score descending, ties by lower index) and the same decayed scores
+(float32: within 1e-5 relative). The decay follows ``matrixnms._generic`` operation for operation (gaussian
+minimum taken over exponents, linear duplicates ignored as suppressors), so no NaN or inf appears.
+
+Limits of the static graph:
+
+- Mask intersections are exact integer counts from a float32 matmul, which is exact while ``H * W <=
+  2**24`` (16.7 M pixels, e.g. 4096 x 4096); larger masks are rejected. Keep the graph in float32 when
+  converting it further (e.g. TensorRT): fp16 accumulation would make the counts inexact.
+- Memory: (K, H * W) float32 masks, (K, K) IoU and (N, N) booleans for the ranking. Time is dominated by
+  the (K, H * W) x (H * W, K) matmul: every pair is counted, unlike the Numba kernel that skips pairs
+  whose boxes or labels differ.
+- Inside a compiled or exported graph values are not checked (no data-dependent errors are possible):
+  eager calls raise for NaN scores, non-binary masks and inverted boxes; a graph treats a non-finite score
+  as not a candidate and computes inverted boxes without raising.
+
+Tooling choices (torch 2.13):
+
+- TorchScript: ``torch.jit.script`` (``script_module``), not ``torch.jit.trace``. The formulation has no
+  data-dependent control flow, so both work, but scripting keeps the optional ``labels`` / ``valid``
+  inputs and stays shape-generic (any N, H, W), while a trace bakes one input signature and silently
+  drops the branches it did not take. (Both are deprecated in torch 2.13 in favour of torch.export, and
+  torch warns that they may break on Python 3.14+; ``script_module`` silences the deprecation warning.)
+- ONNX: the torch.export-based exporter (``torch.onnx.export(..., dynamo=True)``, needs ``onnxscript``),
+  not the TorchScript-based one: it is torch's default and maintained path, the TorchScript exporter is
+  deprecated, and a model whose forward calls ``matrix_nms_static`` exports through the same path. Its
+  minimum opset is 18.
+
+In a model: hold a ``MatrixNMS`` in the post-processing and call it in ``forward`` on fixed-size candidate
+tensors (mark the ones below a strict threshold or the padding with ``valid``); gather the kept rows with
+``keep.clamp(min=0)`` and zero the rows at or beyond ``num_valid``; export the whole model with
+``export_onnx``. ``python -m matrixnms.export --help`` exports the standalone graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from ._validate import (
+    check_boxes, check_kernel, check_masks, check_positive, check_scores, check_threshold, check_top_k,
+    namespace,
+)
+
+# float32 sums of 0/1 values (the intersection counts) are exact up to 2**24
+MAX_MASK_PIXELS = 2**24
+MIN_OPSET = 18
+DEFAULT_OPSET = 18
+OUTPUT_NAMES = ("keep", "decayed", "num_valid")
+
+
+# --------------------------------------------------------------------------------------------------------
+# The static-shape core. Written in the TorchScript subset (type annotations, no closures, no keyword-only
+# arguments) so that one function serves eager, torch.compile, torch.jit.script and torch.export.
+# --------------------------------------------------------------------------------------------------------
+
+
+def _rank_first(first: Tensor, key: Tensor, tiebreak: Tensor, count: int) -> Tensor:
+    """Positions of the ``count`` first items in the order: ``first`` items by key descending, then the rest.
+
+    Ties (equal key, or two non-``first`` items) go to the lower ``tiebreak``. The rank of item j is the
+    number of items that precede it, counted from pairwise comparisons: a strict total order, so the ranks
+    are a permutation and picking rank r needs no sort (its stability would depend on the runtime).
+
+    Args:
+        first (Tensor[M], bool): items ordered before the others. Their keys must not be NaN.
+        key (Tensor[M], float): sort key, larger first.
+        tiebreak (Tensor[M], int64): distinct values, lower first.
+        count (int): how many positions to return, <= M.
+
+    Returns:
+        Tensor[count], int64: positions into the M items, in order.
+    """
+    lower = tiebreak[:, None] < tiebreak[None, :]
+    f_i = first[:, None]
+    f_j = first[None, :]
+    k_i = key[:, None]
+    k_j = key[None, :]
+    by_key = (k_i > k_j) | ((k_i == k_j) & lower)
+    # (written with & and | only: onnxruntime's Where has no boolean kernel)
+    before = (f_i & ~f_j) | (f_i & f_j & by_key) | (~f_i & ~f_j & lower)
+    rank = before.to(torch.int64).sum(0)
+    slots = torch.arange(count, dtype=torch.int64, device=first.device)
+    positions = torch.arange(first.shape[0], dtype=torch.int64, device=first.device)
+    # exactly one item holds each rank: a one-hot row per slot picks it
+    hit = rank[None, :] == slots[:, None]
+    return (hit.to(torch.int64) * positions[None, :]).sum(1)
+
+
+def _safe_ratio(inter: Tensor, union: Tensor) -> Tensor:
+    """inter / union, 0 where union is 0 (two empty masks, two zero-area boxes)."""
+    positive = union > 0
+    # 0-d fills broadcast: a full-size ones_like / zeros_like would be folded into the ONNX file as data
+    return torch.where(positive, inter / torch.where(positive, union, union.new_ones(())), union.new_zeros(()))
+
+
+def _mask_iou_sorted(masks: Tensor, order: Tensor, dtype: torch.dtype) -> Tensor:
+    """(K, K) IoU of ``masks[order]`` from exact float32 counts (exact while H * W <= 2**24)."""
+    n = masks.shape[0]
+    k = order.shape[0]
+    flat = masks.reshape(n, masks.shape[1] * masks.shape[2])
+    if k == n:
+        # all rows take part: permuting the (N, N) counts is cheaper than permuting the masks
+        rows = flat.to(torch.float32)
+        inter = torch.matmul(rows, rows.t()).index_select(0, order).index_select(1, order)
+    else:
+        rows = flat.index_select(0, order).to(torch.float32)
+        inter = torch.matmul(rows, rows.t())
+    inter = inter.to(dtype)
+    # |A_i| = |A_i and A_i|: the areas are the diagonal, no second pass over the pixels
+    area = torch.diagonal(inter)
+    return _safe_ratio(inter, area[:, None] + area[None, :] - inter)
+
+
+def _box_iou_sorted(boxes: Tensor, order: Tensor, dtype: torch.dtype) -> Tensor:
+    """(K, K) IoU of ``boxes[order]``, torchvision's box_iou with 0 for a zero union."""
+    b = boxes.index_select(0, order).to(dtype)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    width = (torch.minimum(b[:, None, 2], b[None, :, 2]) - torch.maximum(b[:, None, 0], b[None, :, 0])).clamp(min=0)
+    height = (torch.minimum(b[:, None, 3], b[None, :, 3]) - torch.maximum(b[:, None, 1], b[None, :, 1])).clamp(min=0)
+    inter = width * height
+    return _safe_ratio(inter, area[:, None] + area[None, :] - inter).clamp(0, 1)
+
+
+def _decay(iou: Tensor, pairs: Tensor, gaussian: bool, sigma: float) -> Tensor:
+    """Matrix NMS decay (K,) of sorted candidates from their IoU and the (i < j, same label) pair mask."""
+    zero = iou.new_zeros(())
+    one = iou.new_ones(())
+    iou = torch.where(pairs, iou.clamp(0, 1), zero)
+    # cmax[i]: the largest IoU of candidate i with a higher-scored candidate of its label
+    cmax = iou.amax(0)
+    if gaussian:
+        # candidate i may itself be suppressed: compensate by f(cmax[i]); the min is taken over exponents
+        # so that no exp() overflows
+        exponent = torch.where(pairs, (cmax[:, None] * cmax[:, None] - iou * iou) / sigma, zero)
+        decay = torch.exp(exponent.amin(0))
+    else:
+        compensation = 1 - cmax
+        usable = compensation > 0  # a duplicate (cmax = 1) of a higher candidate no longer suppresses
+        denominator = torch.where(usable, compensation, one)
+        ratio = torch.where(pairs & usable[:, None], (1 - iou) / denominator[:, None], one)
+        decay = ratio.amin(0)
+    return decay.clamp(0, 1)
+
+
+def _static_core(
+    scores: Tensor, masks: Optional[Tensor], boxes: Optional[Tensor], labels: Optional[Tensor],
+    valid: Optional[Tensor], gaussian: bool, sigma: float, score_threshold: float, post_threshold: float,
+    pre_top_k: int, post_top_k: int,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """The static-shape Matrix NMS; inputs already checked. Thresholds -inf and top-k -1 mean unset."""
+    n = scores.shape[0]
+    device = scores.device
+    dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
+    k = n if pre_top_k < 0 else min(pre_top_k, n)
+    p = k if post_top_k < 0 else post_top_k
+    m = min(p, k)
+
+    keep = torch.full((p,), -1, dtype=torch.int64, device=device)
+    decayed_out = torch.zeros((p,), dtype=scores.dtype, device=device)
+    num_valid = torch.zeros((), dtype=torch.int64, device=device)
+    if m == 0:
+        return keep, decayed_out, num_valid
+
+    candidate = torch.isfinite(scores) & (scores >= score_threshold)
+    if valid is not None:
+        candidate = candidate & valid
+    index = torch.arange(n, dtype=torch.int64, device=device)
+    # pre_top_k: the K best candidates by score (ties: lower index); non-candidates fill the tail, flagged
+    order = _rank_first(candidate, scores, index, k)
+    in_play = candidate.index_select(0, order)
+
+    if masks is not None:
+        iou = _mask_iou_sorted(masks, order, dtype)
+    elif boxes is not None:
+        iou = _box_iou_sorted(boxes, order, dtype)
+    else:
+        raise ValueError("matrix_nms_static needs exactly one of masks or boxes, got neither")
+
+    position = torch.arange(k, dtype=torch.int64, device=device)
+    pairs = (position[:, None] < position[None, :]) & in_play[:, None] & in_play[None, :]
+    if labels is not None:
+        sorted_labels = labels.index_select(0, order)
+        pairs = pairs & (sorted_labels[:, None] == sorted_labels[None, :])
+    decay = _decay(iou, pairs, gaussian, sigma)
+    decayed = scores.index_select(0, order).to(dtype) * decay
+
+    survives = in_play & (decayed >= post_threshold)
+    # post_top_k: the P best survivors by decayed score, ties by lower input index
+    ranked = _rank_first(survives, decayed, order, m)
+    count = torch.clamp(survives.to(torch.int64).sum(), max=p)
+    filled = torch.arange(m, dtype=torch.int64, device=device) < count
+    top_keep = torch.where(filled, order.index_select(0, ranked), torch.full_like(ranked, -1))
+    top_decayed = decayed.index_select(0, ranked).to(scores.dtype)
+    top_decayed = torch.where(filled, top_decayed, torch.zeros_like(top_decayed))
+    if m < p:
+        top_keep = torch.cat([top_keep, keep[m:]])
+        top_decayed = torch.cat([top_decayed, decayed_out[m:]])
+    return top_keep, top_decayed, count
+
+
+# --------------------------------------------------------------------------------------------------------
+# Checks (Python, outside the graph) and the public API.
+# --------------------------------------------------------------------------------------------------------
+
+
+def _options(
+    kernel: Any, sigma: Any, score_threshold: Any, post_threshold: Any, pre_top_k: Any, post_top_k: Any,
+) -> Tuple[bool, float, float, float, int, int]:
+    """Validated static options as the core takes them: (gaussian, sigma, thresholds or -inf, top-k or -1)."""
+    check_kernel(kernel)
+    sigma = check_positive("sigma", sigma)
+    score_threshold = check_threshold("score_threshold", score_threshold)
+    post_threshold = check_threshold("post_threshold", post_threshold)
+    pre_top_k = check_top_k("pre_top_k", pre_top_k)
+    post_top_k = check_top_k("post_top_k", post_top_k)
+    return (
+        kernel == "gaussian",
+        sigma,
+        -math.inf if score_threshold is None else score_threshold,
+        -math.inf if post_threshold is None else post_threshold,
+        -1 if pre_top_k is None else pre_top_k,
+        -1 if post_top_k is None else post_top_k,
+    )
+
+
+def _dtype_name(x: Tensor) -> str:
+    return str(x.dtype).removeprefix("torch.")
+
+
+def _check_inputs(
+    scores: Any, masks: Any, boxes: Any, labels: Any, valid: Any,
+) -> None:
+    """Types, shapes, dtypes and devices: static facts, so the checks also run under torch.compile."""
+    if (masks is None) == (boxes is None):
+        raise ValueError("matrix_nms_static needs exactly one of masks or boxes, got "
+                         + ("both" if masks is not None else "neither"))
+    arrays = {"scores": scores, "masks": masks, "boxes": boxes, "labels": labels, "valid": valid}
+    for name, x in arrays.items():
+        if x is not None and not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    for name, x in arrays.items():
+        if x is not None and x.device != scores.device:
+            raise TypeError(f"{name} is on {x.device} but scores is on {scores.device}")
+    if scores.ndim != 1:
+        raise ValueError(f"scores must have shape (N,), got {tuple(scores.shape)}")
+    if not scores.is_floating_point():
+        raise TypeError(f"scores must be floating, got {_dtype_name(scores)}")
+    n = scores.shape[0]
+    if masks is not None:
+        if masks.ndim != 3:
+            raise ValueError(f"masks must have shape (N, H, W), got {tuple(masks.shape)}")
+        if masks.shape[0] != n:
+            raise ValueError(f"masks must have one mask per score: expected {n}, got {masks.shape[0]}")
+        if masks.is_complex():
+            raise TypeError(f"masks must be bool, integer or floating 0/1, got {_dtype_name(masks)}")
+        if masks.shape[1] * masks.shape[2] > MAX_MASK_PIXELS:
+            raise ValueError(f"masks must have H * W <= 2**24 pixels (exact float32 counts), got "
+                             f"{masks.shape[1]} x {masks.shape[2]} = {masks.shape[1] * masks.shape[2]}")
+    if boxes is not None:
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
+        if boxes.shape[0] != n:
+            raise ValueError(f"boxes must have one box per score: expected {n}, got {boxes.shape[0]}")
+        if boxes.is_complex() or boxes.dtype == torch.bool:
+            raise TypeError(f"boxes must be real numbers, got {_dtype_name(boxes)}")
+    if labels is not None:
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(f"labels must be integers, got {_dtype_name(labels)}")
+    if valid is not None:
+        if valid.ndim != 1 or valid.shape[0] != n:
+            raise ValueError(f"valid must have shape ({n},), got {tuple(valid.shape)}")
+        if valid.dtype != torch.bool:
+            raise TypeError(f"valid must be bool, got {_dtype_name(valid)}")
+
+
+def _check(scores: Any, masks: Any, boxes: Any, labels: Any, valid: Any) -> None:
+    """All checks in eager mode; under torch.compile / torch.export only the static ones (a value check
+    would be a data-dependent branch); none under torch.jit.trace, where even shapes are traced values."""
+    if torch.jit.is_tracing():
+        return
+    _check_inputs(scores, masks, boxes, labels, valid)
+    if torch.compiler.is_compiling():
+        return
+    # value checks (NaN scores, non-binary masks, inverted boxes): one reduction and host sync each
+    xp = namespace(scores=scores)
+    check_scores(xp, scores)
+    if masks is not None:
+        check_masks(xp, masks)
+    if boxes is not None:
+        check_boxes(xp, boxes)
+
+
+def matrix_nms_static(
+    scores: Tensor,
+    masks: Optional[Tensor] = None,
+    *,
+    boxes: Optional[Tensor] = None,
+    labels: Optional[Tensor] = None,
+    valid: Optional[Tensor] = None,
+    kernel: Literal["gaussian", "linear"] = "gaussian",
+    sigma: float = 0.5,
+    score_threshold: Optional[float] = None,
+    post_threshold: Optional[float] = None,
+    pre_top_k: Optional[int] = None,
+    post_top_k: Optional[int] = None,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Matrix NMS with output shapes fixed by the input shapes and options: traceable, compilable, exportable.
+
+    Same semantics and options as ``matrixnms.matrix_nms`` (see the module docstring for the static-shape
+    contract); padded rows are marked invalid instead of removed.
+
+    Args:
+        scores (Tensor[N], floating): detection scores, any order.
+        masks (Tensor[N, H, W], bool or 0/1): binary masks, ``H * W <= 2**24``; exactly one of masks/boxes.
+        boxes (Tensor[N, 4], real): ``x1, y1, x2, y2`` boxes.
+        labels (Tensor[N], int, optional): class labels; IoU across labels counts as 0. None: class-agnostic.
+        valid (Tensor[N], bool, optional): False marks padding rows, which are never candidates.
+        kernel: ``"gaussian"`` ``f(x) = exp(-x^2 / sigma)`` or ``"linear"`` ``f(x) = 1 - x``.
+        sigma: the paper's gaussian sigma (> 0); SOLO / mmdetection's ``sigma=2.0`` is ``0.5`` here.
+        score_threshold: candidates need ``score >= score_threshold``.
+        post_threshold: results need ``decayed >= post_threshold``.
+        pre_top_k: decay only the K = min(pre_top_k, N) highest-scored candidates (static).
+        post_top_k: P, the number of output rows (static); None means K.
+
+    Returns:
+        (Tensor[P] int64, Tensor[P] scores.dtype, Tensor[] int64): ``keep`` indices into the input ordered by
+        decayed score (descending, ties by lower index) and padded with -1; their ``decayed`` scores padded
+        with 0; ``num_valid``, the number of real rows (``keep[:num_valid]`` equals matrix_nms's ``keep``).
+    """
+    options = _options(kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
+    _check(scores, masks, boxes, labels, valid)
+    return _static_core(scores, masks, boxes, labels, valid, *options)
+
+
+class MatrixNMS(torch.nn.Module):
+    """``matrix_nms_static`` as a module: options fixed at construction, ready for script / compile / export.
+
+    ``torch.jit.script(MatrixNMS(...))`` works (see ``script_module``), as do ``torch.compile(module,
+    fullgraph=True)`` and ``torch.onnx.export(module, ..., dynamo=True)`` (see ``to_onnx``). A model's
+    post-processing can hold one as a submodule and call it in its forward.
+
+    Args:
+        kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k: as ``matrix_nms_static``.
+    """
+
+    def __init__(
+        self,
+        *,
+        kernel: Literal["gaussian", "linear"] = "gaussian",
+        sigma: float = 0.5,
+        score_threshold: Optional[float] = None,
+        post_threshold: Optional[float] = None,
+        pre_top_k: Optional[int] = None,
+        post_top_k: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        (self.gaussian, self.sigma, self.score_threshold, self.post_threshold, self.pre_top_k,
+         self.post_top_k) = _options(kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
+        self.kernel = kernel
+
+    def forward(
+        self, scores: Tensor, masks: Optional[Tensor] = None, boxes: Optional[Tensor] = None,
+        labels: Optional[Tensor] = None, valid: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Args and returns as ``matrix_nms_static`` (masks may be given positionally, boxes by keyword)."""
+        if not torch.jit.is_scripting():
+            _check(scores, masks, boxes, labels, valid)
+        return _static_core(scores, masks, boxes, labels, valid, self.gaussian, self.sigma,
+                            self.score_threshold, self.post_threshold, self.pre_top_k, self.post_top_k)
+
+    def extra_repr(self) -> str:
+        return (f"kernel={self.kernel!r}, sigma={self.sigma}, score_threshold={self.score_threshold}, "
+                f"post_threshold={self.post_threshold}, pre_top_k={self.pre_top_k}, post_top_k={self.post_top_k}")
+
+
+# TorchScript cannot compile the Python-side checks; scripting skips the branch that calls them.
+_check = torch.jit.unused(_check)
+
+
+def script_module(module: MatrixNMS) -> torch.jit.ScriptModule:
+    """``torch.jit.script(module)`` without torch 2.13's deprecation warning for torch.jit.
+
+    The scripted module accepts any N, H, W (static options only). It does not check its inputs: a call
+    without masks and boxes raises ``torch.jit.Error``; values are not checked (as in any graph).
+    """
+    if not isinstance(module, MatrixNMS):
+        raise TypeError(f"module must be a MatrixNMS, got {type(module).__name__}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
+        return torch.jit.script(module)
+
+
+# --------------------------------------------------------------------------------------------------------
+# ONNX
+# --------------------------------------------------------------------------------------------------------
+
+
+class _OnnxGraph(torch.nn.Module):
+    """Positional inputs (scores, masks or boxes, labels?, valid?) so the ONNX inputs get stable names."""
+
+    def __init__(self, nms: MatrixNMS, use_boxes: bool) -> None:
+        super().__init__()
+        self.nms = nms
+        self.use_boxes = use_boxes
+
+    def forward(self, scores: Tensor, items: Tensor, labels: Optional[Tensor] = None,
+                valid: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        if self.use_boxes:
+            return self.nms(scores, boxes=items, labels=labels, valid=valid)
+        return self.nms(scores, items, labels=labels, valid=valid)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def to_onnx(
+    path: str | os.PathLike,
+    num_candidates: int,
+    mask_size: Optional[Sequence[int]] = None,
+    *,
+    boxes: bool = False,
+    labels: bool = False,
+    valid: bool = True,
+    kernel: Literal["gaussian", "linear"] = "gaussian",
+    sigma: float = 0.5,
+    score_threshold: Optional[float] = None,
+    post_threshold: Optional[float] = None,
+    pre_top_k: Optional[int] = None,
+    post_top_k: Optional[int] = None,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export static-shape Matrix NMS to one self-contained ONNX file (torch.export-based exporter).
+
+    Graph inputs (in this order): ``scores`` float32 (N,); ``masks`` bool (N, H, W) or ``boxes`` float32
+    (N, 4); ``labels`` int64 (N,) when ``labels=True``; ``valid`` bool (N,) when ``valid=True`` (False marks
+    padding). Outputs: ``keep`` int64 (P,) padded with -1, ``decayed`` float32 (P,) padded with 0,
+    ``num_valid`` int64 (), as ``matrix_nms_static``. Options are baked into the graph.
+
+    Args:
+        path: the .onnx file to write (parent directories are created).
+        num_candidates (int): N, the fixed number of input rows (pad with ``valid = False``).
+        mask_size ((int, int)): (H, W) of the masks, H * W <= 2**24; exactly one of mask_size / boxes.
+        boxes: export the box variant.
+        labels: add a ``labels`` input (class-aware); False exports class-agnostic NMS.
+        valid: add a ``valid`` input.
+        kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k: as ``matrix_nms_static``.
+        opset: ONNX opset, >= 18 (the exporter's minimum); 18 runs in onnxruntime, TensorRT 10, OpenVINO.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        ImportError: ``onnx`` or ``onnxscript`` (needed by torch.onnx's exporter) is not installed.
+    """
+    if (mask_size is None) == (not boxes):
+        raise ValueError("to_onnx needs exactly one of mask_size=(H, W) or boxes=True, got "
+                         + ("both" if boxes else "neither"))
+    n = _positive_int("num_candidates", num_candidates)
+    if mask_size is not None:
+        if (not isinstance(mask_size, (tuple, list)) or len(mask_size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in mask_size)):
+            raise TypeError(f"mask_size must be a pair of ints (H, W), got {mask_size!r}")
+        if min(mask_size) < 1 or mask_size[0] * mask_size[1] > MAX_MASK_PIXELS:
+            raise ValueError(f"mask_size must be >= 1 each with H * W <= 2**24, got {tuple(mask_size)}")
+    if pre_top_k == 0 or post_top_k == 0:
+        raise ValueError(f"pre_top_k and post_top_k must be >= 1 for an ONNX graph, got {pre_top_k}, {post_top_k}")
+    _check_opset(opset)
+
+    nms = MatrixNMS(kernel=kernel, sigma=sigma, score_threshold=score_threshold, post_threshold=post_threshold,
+                    pre_top_k=pre_top_k, post_top_k=post_top_k)
+    items = (torch.zeros((n, 4), dtype=torch.float32) if boxes
+             else torch.zeros((n, *mask_size), dtype=torch.bool))
+    args = (
+        torch.linspace(1, 0, n, dtype=torch.float32), items,
+        torch.zeros(n, dtype=torch.int64) if labels else None,
+        torch.ones(n, dtype=torch.bool) if valid else None,
+    )
+    input_names = ["scores", "boxes" if boxes else "masks"] + (["labels"] if labels else []) + (
+        ["valid"] if valid else [])
+    return export_onnx(_OnnxGraph(nms, use_boxes=boxes), args, path, input_names=input_names,
+                       output_names=OUTPUT_NAMES, opset=opset)
+
+
+def _check_opset(opset: Any) -> None:
+    if not isinstance(opset, int) or isinstance(opset, bool):
+        raise TypeError(f"opset must be an int, got {type(opset).__name__}")
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET} (torch.onnx's exporter), got {opset}")
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    args: Tuple[Any, ...],
+    path: str | os.PathLike,
+    *,
+    input_names: Optional[Sequence[str]] = None,
+    output_names: Optional[Sequence[str]] = None,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export any module whose forward calls ``MatrixNMS`` / ``matrix_nms_static`` (e.g. a detector with its
+    post-processing) the way ``to_onnx`` does: torch.export-based exporter, static shapes, one file.
+
+    Args:
+        model: the module, put in eval mode here.
+        args: example inputs of the deployed shapes (tensors; None entries are not graph inputs).
+        path: the .onnx file to write (parent directories are created); weights are stored inside it,
+            so the model must stay under protobuf's 2 GiB.
+        input_names, output_names: names of the graph's (non-None) inputs and outputs.
+        opset: ONNX opset, >= 18.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        ImportError: ``onnx`` or ``onnxscript`` (needed by torch.onnx's exporter) is not installed.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(args, tuple):
+        raise TypeError(f"args must be a tuple of example inputs, got {type(args).__name__}")
+    _check_opset(opset)
+    for package in ("onnx", "onnxscript"):
+        try:
+            __import__(package)
+        except ImportError:
+            raise ImportError(f"ONNX export needs the package {package!r} (pip install onnx onnxscript)") from None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the exporter's notices (e.g. torchvision ops it skips registering) are not the caller's business
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.eval(), args, str(path), opset_version=opset, dynamo=True,
+                              input_names=None if input_names is None else list(input_names),
+                              output_names=None if output_names is None else list(output_names),
+                              external_data=False, verbose=False)
+    finally:
+        logger.setLevel(level)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------
+# Command line: python -m matrixnms.export
+# --------------------------------------------------------------------------------------------------------
+
+
+def _verify(path: Path, args: argparse.Namespace) -> str:
+    """Run the file in onnxruntime on the benchmarks' SOLO-like scene and compare with matrix_nms."""
+    import numpy as np
+    import onnxruntime
+
+    from ._scenes import box_scene, mask_scene
+    from .nms import matrix_nms
+
+    n = args.num_candidates
+    if args.boxes:
+        scene = box_scene(n, num_classes=80)
+        items = scene.boxes
+    else:
+        scene = mask_scene(n, height=args.mask_size[0], width=args.mask_size[1], num_classes=80)
+        items = scene.masks
+    scores, labels = scene.scores, scene.labels
+    feed = {"scores": scores, "boxes" if args.boxes else "masks": items}
+    if args.labels:
+        feed["labels"] = labels
+    if args.valid:
+        feed["valid"] = np.ones(n, dtype=bool)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    start = time.perf_counter()
+    keep, decayed, num_valid = session.run(list(OUTPUT_NAMES), feed)
+    seconds = time.perf_counter() - start
+    ref_keep, ref_decayed = matrix_nms(
+        torch.from_numpy(scores), **{"boxes" if args.boxes else "masks": torch.from_numpy(items)},
+        labels=torch.from_numpy(labels) if args.labels else None, kernel=args.kernel, sigma=args.sigma,
+        score_threshold=args.score_threshold, post_threshold=args.post_threshold, pre_top_k=args.pre_top_k,
+        post_top_k=args.post_top_k, backend="generic")
+    count = int(num_valid)
+    if count != len(ref_keep) or not np.array_equal(keep[:count], ref_keep.numpy()) or not np.allclose(
+            decayed[:count], ref_decayed.numpy(), rtol=1e-5, atol=1e-6):
+        raise SystemExit(f"verification FAILED: onnxruntime and matrix_nms disagree on {path}")
+    return f"verified: {count} rows agree with matrix_nms; onnxruntime CPU {seconds * 1e3:.1f} ms"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m matrixnms.export",
+        description="Export static-shape Matrix NMS to ONNX (inputs: scores, masks|boxes, [labels], [valid]; "
+                    "outputs: keep, decayed, num_valid).")
+    parser.add_argument("output", type=Path, help="the .onnx file to write")
+    parser.add_argument("--num-candidates", "-n", type=int, required=True, help="N, fixed input rows")
+    kind = parser.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--mask-size", type=int, nargs=2, metavar=("H", "W"), help="export the mask variant")
+    kind.add_argument("--boxes", action="store_true", help="export the box variant")
+    parser.add_argument("--labels", action="store_true", help="add a labels input (class-aware NMS)")
+    parser.add_argument("--no-valid", dest="valid", action="store_false", help="no valid (padding) input")
+    parser.add_argument("--kernel", choices=("gaussian", "linear"), default="gaussian")
+    parser.add_argument("--sigma", type=float, default=0.5, help="paper's sigma (SOLO's 2.0 is 0.5 here)")
+    parser.add_argument("--score-threshold", type=float, default=None)
+    parser.add_argument("--post-threshold", type=float, default=None)
+    parser.add_argument("--pre-top-k", type=int, default=None)
+    parser.add_argument("--post-top-k", type=int, default=None)
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--verify", action="store_true",
+                        help="run the file in onnxruntime on a synthetic scene and compare with matrix_nms")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m matrixnms.export``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    mask_size = None if args.mask_size is None else tuple(args.mask_size)
+    try:
+        path = to_onnx(args.output, args.num_candidates, mask_size, boxes=args.boxes, labels=args.labels,
+                       valid=args.valid, kernel=args.kernel, sigma=args.sigma,
+                       score_threshold=args.score_threshold, post_threshold=args.post_threshold,
+                       pre_top_k=args.pre_top_k, post_top_k=args.post_top_k, opset=args.opset)
+    except (TypeError, ValueError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    if args.verify:
+        print(_verify(path, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
