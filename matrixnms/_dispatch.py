@@ -21,6 +21,9 @@ Kernel contract (what a registered kernel receives and returns; inputs are alrea
 ``"mask_iou_sorted"``: ``fn(masks, order, labels) -> ious``
     (K, K) float64 IoU between the candidates ``masks[order]``, 0 between different labels; used by the
     greedy and Soft-NMS baselines.
+``"greedy_boxes"``, ``"greedy_iou"``, ``"soft_nms_boxes"``, ``"soft_nms_iou"``: the sequential loops of the
+    baselines (``matrixnms.baselines``); their contracts are in ``backends/_numba_greedy.py``.
+``"multiclass_matrix_nms"``: the batched per-class box kernel of ``matrixnms.multiclass``.
 """
 
 from __future__ import annotations

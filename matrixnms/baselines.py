@@ -1,0 +1,346 @@
+"""The traditional baselines Matrix NMS replaces: greedy NMS on boxes and masks, and Soft-NMS.
+
+Greedy NMS (torchvision's semantics). Candidates are visited by descending score (equal scores: lower input
+index first); a candidate is kept unless its IoU with an already kept candidate is strictly greater than
+``iou_threshold``. ``batched_nms`` and ``labels`` run it per class (IoU between different labels counts as 0).
+
+Soft-NMS (Bodla et al., ICCV 2017). Repeatedly select the candidate with the highest *current* score (ties:
+lower input index), then multiply the current score of every remaining candidate j by
+
+    gaussian:  exp(-iou(sel, j)^2 / sigma)                      (sigma = 0.5 as in the paper)
+    linear:    1 - iou(sel, j)   if iou(sel, j) > iou_threshold, else 1   (iou_threshold = Nt = 0.3)
+
+and drop the candidates whose current score fell below ``score_threshold`` (0.001). As in the paper, the
+gaussian kernel has no IoU threshold: ``iou_threshold`` only affects the linear kernel.
+
+Sigma in other libraries. The original Soft-NMS code, Detectron and mmcv's ``soft_nms`` use the paper's form
+``exp(-iou^2 / sigma)`` with ``sigma = 0.5``: pass their sigma unchanged (mmcv's linear kernel decays at
+``iou >= iou_threshold``, the paper's code and this one at ``iou > iou_threshold``). TensorFlow's
+``non_max_suppression_with_scores(soft_nms_sigma=s)`` and OpenVINO's ``NonMaxSuppression`` (``soft_nms_sigma``)
+compute ``exp(-0.5 * iou^2 / s)``: use ``sigma = 2 * s`` here (TensorFlow also keeps its ``iou_threshold`` as a
+hard cut; its documentation passes ``iou_threshold=1.0`` for pure Soft-NMS). Matrix NMS's gaussian
+``f(x) = exp(-x^2 / sigma)`` is the same function, so with the same sigma the two methods decay a lone
+overlapping pair identically.
+
+Numerics. IoU is computed in float64 on every backend (boxes: torchvision's continuous ``box_iou``, 0 where the
+union is 0; masks: the exact counts of ``mask_iou``), so a decision at ``iou == iou_threshold`` never depends on
+the input dtype or the backend. Soft-NMS decays in float64 and returns scores in the input's dtype.
+
+Backends. On NumPy and Torch CPU arrays the sequential loops run in Numba kernels
+(``backends/_numba_greedy``); otherwise (``backend="generic"`` / ``"torch"``, CUDA, CuPy) they run as one
+vectorised step of array operations per candidate, with no host synchronisation inside the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+import array_api_compat
+
+from . import _generic
+from ._dispatch import check_backend, find_kernel
+from ._validate import (
+    check_boxes, check_kernel, check_labels, check_masks, check_positive, check_scores, check_threshold,
+    namespace,
+)
+
+Array = Any
+
+
+def _check_iou_threshold(name: str, value: Any) -> float:
+    """A real number in [0, 1] (IoU lies in [0, 1]; 1 suppresses nothing, 0 suppresses any overlap)."""
+    value = check_threshold(name, value, allow_none=False)
+    if value > 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def _by_score(xp: Any, scores: Array) -> Array:
+    """Indices sorted by descending score; equal scores keep input order (lower index first)."""
+    return xp.astype(xp.argsort(scores, descending=True, stable=True), xp.int64)
+
+
+def _empty_keep(xp: Any, scores: Array) -> Array:
+    return xp.zeros((0,), dtype=xp.int64, device=array_api_compat.device(scores))
+
+
+# --- generic (array-API) loops: one vectorised step per candidate, no host sync ------------------------
+
+
+def _greedy_generic(xp: Any, k: int, over_rows: Callable[[int, int], Array], device: Any) -> Array:
+    """Greedy NMS over K candidates sorted by score.
+
+    Args:
+        over_rows: ``over_rows(s, e)`` returns the (e - s, K) bool matrix "candidate i (s <= i < e) would
+            suppress candidate j": IoU > threshold and same label. Only j > i is read.
+
+    Returns:
+        Array[K], bool: kept flags.
+    """
+    removed = xp.zeros((k,), dtype=xp.bool, device=device)
+    rows = max(1, _generic.CHUNK_BYTES // (8 * 6 * max(1, k)))
+    for s, e in _generic._blocks(k, rows):
+        over = over_rows(s, e)
+        for i in range(s, e):
+            # a removed candidate suppresses nothing: gate its row by its own flag instead of branching on
+            # it, which would cost a device-to-host copy per step
+            removed[i + 1:] |= over[i - s, i + 1:] & ~removed[i]
+    return ~removed
+
+
+def _soft_generic(
+    xp: Any, current: Array, iou_row: Callable[[Array], Array], kernel: str, sigma: float,
+    iou_threshold: float, score_threshold: float,
+) -> tuple[Array, Array]:
+    """Soft-NMS over K candidates in increasing input-index order.
+
+    Args:
+        current (Array[K], float64): the candidates' scores, all >= score_threshold.
+        iou_row: ``iou_row(i)`` with ``i`` an (1,) int64 array returns the (K,) float64 IoU of candidate i
+            with every candidate (0 across labels).
+
+    Returns:
+        (Array[M] int64, Array[M] float64): positions of the selected candidates in selection order and
+        their scores when selected.
+    """
+    k = current.shape[0]
+    device = array_api_compat.device(current)
+    position = xp.arange(k, dtype=xp.int64, device=device)
+    alive = xp.ones((k,), dtype=xp.bool, device=device)
+    picked = xp.zeros((k,), dtype=xp.int64, device=device)
+    values = xp.zeros((k,), dtype=xp.float64, device=device)
+    valid = xp.zeros((k,), dtype=xp.bool, device=device)
+    lowest = xp.full((k,), -float("inf"), dtype=xp.float64, device=device)
+    for step in range(k):
+        # argmax returns the first maximum, i.e. the lowest input index among equal current scores
+        i = xp.reshape(xp.argmax(xp.where(alive, current, lowest)), (1,))
+        # nothing left alive: argmax points at a dead candidate and this step changes nothing
+        ok = xp.take(alive, i)
+        picked[step:step + 1] = i
+        values[step:step + 1] = xp.take(current, i)
+        valid[step:step + 1] = ok
+        alive = alive & (position != i)
+        iou = iou_row(i)
+        if kernel == "gaussian":
+            factor = xp.exp(-(iou * iou) / sigma)
+        else:
+            factor = xp.where(iou > iou_threshold, 1 - iou, xp.ones_like(iou))
+        current = xp.where(alive, current * factor, current)
+        alive = alive & (current >= score_threshold)
+    return picked[valid], values[valid]
+
+
+# --- public functions -----------------------------------------------------------------------------------
+
+
+def _greedy_boxes(boxes: Array, scores: Array, labels: Array | None, iou_threshold: Any, backend: str) -> Array:
+    xp = namespace(boxes=boxes, scores=scores, labels=labels)
+    n = check_scores(xp, scores)
+    check_boxes(xp, boxes, n)
+    if labels is not None:
+        check_labels(xp, labels, n)
+    threshold = _check_iou_threshold("iou_threshold", iou_threshold)
+    check_backend(backend, scores)
+    if n == 0:
+        return _empty_keep(xp, scores)
+
+    order = _by_score(xp, scores)
+    sorted_labels = None if labels is None else xp.take(labels, order)
+    kernel = find_kernel("greedy_boxes", scores, backend)
+    if kernel is not None:
+        kept = kernel(boxes, order, sorted_labels, threshold)
+    else:
+        b = xp.astype(xp.take(boxes, order, axis=0), xp.float64)
+        area = _generic._box_areas(xp, b)
+
+        def over_rows(s: int, e: int) -> Array:
+            over = _generic._box_iou_block(xp, b[s:e], b, area[s:e], area) > threshold
+            if sorted_labels is not None:
+                over = over & (sorted_labels[s:e, None] == sorted_labels[None, :])
+            return over
+
+        kept = _greedy_generic(xp, n, over_rows, array_api_compat.device(scores))
+    return order[kept]
+
+
+def nms(boxes: Array, scores: Array, iou_threshold: float, *, backend: str = "auto") -> Array:
+    """Greedy NMS on boxes, with torchvision's ``nms`` semantics.
+
+    Args:
+        boxes (Array[N, 4], real): ``x1, y1, x2, y2`` with ``x2 >= x1``, ``y2 >= y1``.
+        scores (Array[N], floating): any order; NaN and inf are rejected.
+        iou_threshold (float in [0, 1]): a box is suppressed when its IoU with a kept, higher-scored box is
+            strictly greater. 1 keeps everything; 0 suppresses every box that overlaps a kept one at all.
+        backend: ``"auto"``, ``"generic"``, ``"numba"``, ``"torch"`` or ``"cupy"``; for tests and benchmarks.
+
+    Returns:
+        Array[K], int64: indices of the kept boxes by decreasing score (ties: lower index first), in the
+        library and on the device of ``scores``.
+    """
+    return _greedy_boxes(boxes, scores, None, iou_threshold, backend)
+
+
+def batched_nms(
+    boxes: Array, scores: Array, labels: Array, iou_threshold: float, *, backend: str = "auto"
+) -> Array:
+    """Greedy NMS per class (torchvision's ``batched_nms``): boxes of different labels never suppress.
+
+    Args:
+        boxes (Array[N, 4], real): ``x1, y1, x2, y2``.
+        scores (Array[N], floating): any order.
+        labels (Array[N], int): class of each box.
+        iou_threshold (float in [0, 1]): suppress when IoU > iou_threshold with a kept box of the same label.
+        backend: as in :func:`nms`.
+
+    Returns:
+        Array[K], int64: kept indices by decreasing score over all classes (ties: lower index first).
+    """
+    if labels is None:
+        raise TypeError("labels must be an integer array for batched_nms, got None (use nms without labels)")
+    return _greedy_boxes(boxes, scores, labels, iou_threshold, backend)
+
+
+def mask_nms(
+    masks: Array, scores: Array, iou_threshold: float, labels: Array | None = None, *, backend: str = "auto"
+) -> Array:
+    """Greedy NMS on binary masks, with the IoU of :func:`matrixnms.mask_iou`.
+
+    Args:
+        masks (Array[N, H, W], bool or 0/1): binary masks; two empty masks have IoU 0.
+        scores (Array[N], floating): any order.
+        iou_threshold (float in [0, 1]): suppress when IoU > iou_threshold with a kept, higher-scored mask.
+        labels (Array[N], int, optional): per-class NMS when given (IoU across labels counts as 0).
+        backend: as in :func:`nms`.
+
+    Returns:
+        Array[K], int64: kept indices by decreasing score (ties: lower index first).
+    """
+    xp = namespace(masks=masks, scores=scores, labels=labels)
+    n = check_scores(xp, scores)
+    check_masks(xp, masks, n)
+    if labels is not None:
+        check_labels(xp, labels, n)
+    threshold = _check_iou_threshold("iou_threshold", iou_threshold)
+    check_backend(backend, scores)
+    if n == 0:
+        return _empty_keep(xp, scores)
+
+    order = _by_score(xp, scores)
+    sorted_labels = None if labels is None else xp.take(labels, order)
+    iou_fn = find_kernel("mask_iou_sorted", scores, backend) or _generic.mask_iou_sorted
+    iou = iou_fn(masks, order, sorted_labels)
+    kernel = find_kernel("greedy_iou", scores, backend)
+    if kernel is not None:
+        kept = kernel(iou, threshold)
+    else:
+        kept = _greedy_generic(xp, n, lambda s, e: iou[s:e] > threshold, array_api_compat.device(scores))
+    return order[kept]
+
+
+def soft_nms(
+    scores: Array,
+    masks: Array | None = None,
+    *,
+    boxes: Array | None = None,
+    labels: Array | None = None,
+    kernel: Literal["gaussian", "linear"] = "gaussian",
+    sigma: float = 0.5,
+    iou_threshold: float = 0.3,
+    score_threshold: float | None = 0.001,
+    backend: str = "auto",
+) -> tuple[Array, Array]:
+    """Soft-NMS (Bodla et al., ICCV 2017) on masks or boxes: decay overlapping scores one selection at a time.
+
+    Candidates with ``score < score_threshold`` are dropped first. Then, repeatedly: select the highest
+    current score (ties: lower index), decay every remaining candidate by ``f(iou with the selected one)``
+    and drop those now below ``score_threshold``. See the module docstring for the kernels and how ``sigma``
+    maps to other libraries (TensorFlow / ONNX ``soft_nms_sigma = s`` is ``sigma = 2 * s`` here).
+
+    Args:
+        scores (Array[N], floating): detection scores, any order. Soft-NMS multiplies scores, so only
+            non-negative scores are meaningful: negative ones are always below ``score_threshold``.
+        masks (Array[N, H, W], bool or 0/1): binary masks; exactly one of ``masks`` and ``boxes``.
+        boxes (Array[N, 4], real): ``x1, y1, x2, y2`` boxes.
+        labels (Array[N], int, optional): class labels; candidates of different labels never decay each other.
+        kernel: ``"gaussian"`` ``exp(-iou^2 / sigma)`` (ignores ``iou_threshold``, as in the paper) or
+            ``"linear"`` ``1 - iou`` applied only when ``iou > iou_threshold``.
+        sigma: the paper's gaussian sigma (> 0).
+        iou_threshold (float in [0, 1]): the linear kernel's Nt.
+        score_threshold (float >= 0 or None): drop candidates whose current score is below it; None is the
+            same as 0 (keep every non-negative score).
+        backend: as in :func:`nms`.
+
+    Returns:
+        (Array[K] int64, Array[K] scores.dtype): ``keep``, the selected indices in selection order, which is
+        descending decayed score (ties: lower index first), and their decayed scores. Same library and
+        device as ``scores``.
+    """
+    if (masks is None) == (boxes is None):
+        raise ValueError("soft_nms needs exactly one of masks or boxes, got "
+                         + ("both" if masks is not None else "neither"))
+    xp = namespace(scores=scores, masks=masks, boxes=boxes, labels=labels)
+    n = check_scores(xp, scores)
+    if masks is not None:
+        check_masks(xp, masks, n)
+    else:
+        check_boxes(xp, boxes, n)
+    if labels is not None:
+        check_labels(xp, labels, n)
+    check_kernel(kernel)
+    sigma = check_positive("sigma", sigma)
+    iou_threshold = _check_iou_threshold("iou_threshold", iou_threshold)
+    score_threshold = check_threshold("score_threshold", score_threshold) or 0.0
+    check_backend(backend, scores)
+
+    device = array_api_compat.device(scores)
+    # candidates in increasing index order, so that "first maximum" means "lowest index" in the loops
+    candidates = xp.arange(n, dtype=xp.int64, device=device)[scores >= score_threshold]
+    k = candidates.shape[0]
+    if k == 0:
+        return _empty_keep(xp, scores), xp.zeros((0,), dtype=scores.dtype, device=device)
+    current = xp.astype(xp.take(scores, candidates), xp.float64)
+    cand_labels = None if labels is None else xp.take(labels, candidates)
+    options = (kernel, sigma, iou_threshold, score_threshold)
+
+    if masks is not None:
+        iou_fn = find_kernel("mask_iou_sorted", scores, backend) or _generic.mask_iou_sorted
+        iou = iou_fn(masks, candidates, cand_labels)
+        fn = find_kernel("soft_nms_iou", scores, backend)
+        if fn is not None:
+            positions, values = fn(iou, current, *options)
+        else:
+            positions, values = _soft_generic(xp, current, lambda i: xp.take(iou, i, axis=0)[0], *options)
+    else:
+        fn = find_kernel("soft_nms_boxes", scores, backend)
+        if fn is not None:
+            positions, values = fn(boxes, candidates, current, cand_labels, *options)
+        else:
+            b = xp.astype(xp.take(boxes, candidates, axis=0), xp.float64)
+            area = _generic._box_areas(xp, b)
+
+            def iou_rows(rows: Array) -> Array:
+                block = _generic._box_iou_block(xp, xp.take(b, rows, axis=0), b, xp.take(area, rows), area)
+                if cand_labels is None:
+                    return block
+                same = xp.take(cand_labels, rows)[:, None] == cand_labels[None, :]
+                return xp.where(same, block, xp.zeros_like(block))
+
+            if 8 * k * k <= _generic.CHUNK_BYTES:
+                # the whole (K, K) matrix fits the budget: one row lookup per step instead of ~20 small ops
+                iou = xp.concat([iou_rows(xp.arange(s, e, dtype=xp.int64, device=device))
+                                 for s, e in _generic._blocks(k, _generic.CHUNK_BYTES // (8 * 6 * k))], axis=0)
+                positions, values = _soft_generic(xp, current, lambda i: xp.take(iou, i, axis=0)[0], *options)
+            else:
+                positions, values = _soft_generic(xp, current, lambda i: iou_rows(i)[0], *options)
+
+    keep = xp.take(candidates, positions)
+    decayed = xp.astype(values, scores.dtype)
+    # Selection order is already descending with ties by lower index in float64; re-sorting (stable) in the
+    # output dtype keeps that promise when rounding to float32/float16 creates new ties.
+    by_index = xp.argsort(keep, stable=True)
+    keep, decayed = xp.take(keep, by_index), xp.take(decayed, by_index)
+    ranking = xp.argsort(decayed, descending=True, stable=True)
+    return xp.take(keep, ranking), xp.take(decayed, ranking)
+
+
+__all__ = ["nms", "batched_nms", "mask_nms", "soft_nms"]
