@@ -1,0 +1,434 @@
+"""Batched multi-class box Matrix NMS: a drop-in for PaddlePaddle's ``paddle.vision.ops.matrix_nms``.
+
+Box detectors such as PP-YOLO, PP-YOLOv2 and PP-YOLOE (and OpenVINO's ``MatrixNms-8``) run Matrix NMS on a
+batch of images whose scores come as one column per class. For every image and every class ``c`` other than
+``background_label`` (-1: none skipped), as Paddle's CPU kernel does:
+
+1. keep the boxes with ``score > score_threshold`` (strict);
+2. sort them by descending score and keep the first ``nms_top_k`` (-1 / None: all);
+3. decay each score by its overlap with the higher-ranked boxes of the same class (Eq. 4 of SOLOv2):
+   ``decay[j] = min(1, min_{i < j} f(iou[i, j]) / f(cmax[i]))``, ``cmax[i] = max_{k < i} iou[k, i]``, with
+   gaussian ``f(x) = exp(-x^2 / sigma)`` or linear ``f(x) = 1 - x`` (a suppressor with ``cmax = 1``, an
+   exact duplicate of a higher box, is ignored: never NaN);
+4. keep ``decayed = score * decay > post_threshold`` (strict);
+
+then merge the classes of the image and keep its ``keep_top_k`` best (-1 / None: all), by decayed score.
+
+IoU: ``normalized=True`` uses areas ``(x2 - x1) * (y2 - y1)``; ``normalized=False`` uses Paddle's pixel-
+inclusive ``(x2 - x1 + 1) * (y2 - y1 + 1)`` for areas and intersections (two boxes that touch share one pixel
+row). A pair that does not overlap (``min(x2) < max(x1)`` or the same in y) has IoU 0, and so has a pair whose
+union is 0. An inverted box (``x2 < x1`` or ``y2 < y1``) is valid input: its area is 0 and its IoU with
+every box is 0, so it neither suppresses nor is suppressed. The arithmetic (IoU, decay, thresholds) is done
+in the input's float type, float32 or float64, in the order of operations of Paddle's CPU kernel.
+
+Paddle parameters: ``use_gaussian=True`` is ``kernel="gaussian"``; Paddle's ``gaussian_sigma`` (default 2.0)
+multiplies, ``exp((cmax^2 - iou^2) * gaussian_sigma)``, so ``gaussian_sigma = 1 / sigma`` (Paddle's 2.0 is
+this library's default ``sigma=0.5``).
+
+Where Paddle's kernel is unspecified or undefined, this module decides:
+- ties: Paddle sorts with ``std::partial_sort``, which leaves equal scores in an unspecified order. Here,
+  within a class, equal scores rank by lower box index; when merging, equal decayed scores rank by lower
+  class, then by rank within the class (a stable sort);
+- Paddle computes a negative "intersection" for some pairs with an inverted box, and 0 / 0 = NaN for two
+  zero-area boxes with ``normalized=True``; both are IoU 0 here;
+- ``nms_top_k=0`` keeps nothing (Paddle writes out of bounds); ``index`` and ``rois_num`` are int64 (Paddle:
+  int32).
+
+Every backend computes the same thing: a compiled Numba kernel parallel over (image, class) pairs for NumPy
+and CPU torch input, and a padded, batched array-API formulation (each class padded to ``nms_top_k``,
+batched (K, K) IoU blocks, masks instead of data-dependent loops, chunked) for Torch, CuPy and
+``backend="generic"``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Literal
+
+import array_api_compat
+
+from ._dispatch import check_backend, find_kernel
+from ._generic import CHUNK_BYTES
+from ._validate import check_kernel, check_positive, dtype_name, is_floating, is_integer, namespace
+
+Array = Any
+
+# temporaries of one (K, K) IoU block in the generic path, in units of K * K elements
+_BLOCK_TEMPORARIES = 12
+
+
+def multiclass_matrix_nms(
+    boxes: Array,
+    scores: Array,
+    *,
+    score_threshold: float,
+    post_threshold: float,
+    nms_top_k: int | None,
+    keep_top_k: int | None,
+    kernel: Literal["gaussian", "linear"] = "linear",
+    sigma: float = 0.5,
+    background_label: int = 0,
+    normalized: bool = True,
+    backend: str = "auto",
+) -> tuple[Array, Array, Array]:
+    """Per-class box Matrix NMS over a batch of images, with PaddlePaddle's outputs.
+
+    Semantics (thresholds, top-k, IoU, ties) are in the module docstring; they are those of
+    ``paddle.vision.ops.matrix_nms``.
+
+    Args:
+        boxes (Array[B, M, 4], real): ``x1, y1, x2, y2`` boxes of each image; inverted boxes are allowed.
+        scores (Array[B, C, M], floating): score of every box for every class; NaN and inf are rejected.
+        score_threshold: keep ``score > score_threshold`` before the decay (any finite real).
+        post_threshold: keep ``decayed > post_threshold`` after the decay (any finite real).
+        nms_top_k: at most this many best boxes per class and image enter the decay; -1 or None: all.
+        keep_top_k: at most this many detections per image are returned; -1 or None: all.
+        kernel: ``"linear"`` (Paddle's default, ``use_gaussian=False``) or ``"gaussian"``.
+        sigma: gaussian ``exp(-(iou^2 - cmax^2) / sigma)``, > 0; Paddle's ``gaussian_sigma`` is ``1 / sigma``.
+        background_label: class index skipped entirely; -1 skips none.
+        normalized: False uses pixel-inclusive ``(w + 1)(h + 1)`` areas and intersections.
+        backend: ``"auto"``, ``"generic"`` (array-API path), ``"numba"`` (NumPy / CPU torch); for tests and
+            benchmarks.
+
+    Returns:
+        (out, rois_num, index), Paddle's order, in the caller's library and on its device:
+        ``out`` (Array[R, 6]): rows ``[label, score, x1, y1, x2, y2]`` (label as a float, the decayed score,
+        the box), image by image, each image's rows by decreasing decayed score; dtype: the float type of
+        ``scores`` promoted with that of ``boxes`` (integer boxes: that of ``scores``).
+        ``rois_num`` (Array[B], int64): number of rows of each image; they sum to R.
+        ``index`` (Array[R, 1], int64): ``b * M + m``, the flat position of each row's box in ``boxes``.
+        No detection at all gives ``out`` of shape (0, 6), ``index`` (0, 1) and zero counts.
+
+    Example, PP-YOLO's settings::
+
+        # paddle.vision.ops.matrix_nms(bboxes, scores, 0.01, 0.01, 400, 100, use_gaussian=False,
+        #                              background_label=-1, normalized=False, return_index=True)
+        out, rois_num, index = multiclass_matrix_nms(
+            bboxes, scores, score_threshold=0.01, post_threshold=0.01, nms_top_k=400, keep_top_k=100,
+            kernel="linear", background_label=-1, normalized=False)
+    """
+    xp, plan = _prepare(boxes, scores, score_threshold, post_threshold, nms_top_k, keep_top_k, kernel, sigma,
+                        background_label, normalized, backend)
+    decayed, labels, box_index, counts = _run(xp, boxes, scores, plan, backend, static=False)
+    # the flat output needs its length on the host; trim the padding first so assembly stays small
+    width = int(xp.max(counts)) if counts.shape[0] else 0
+    out, index, valid = _assemble(xp, boxes, decayed[:, :width], labels[:, :width], box_index[:, :width], counts,
+                                  plan)
+    return out[valid], counts, xp.reshape(index[valid], (-1, 1))
+
+
+def multiclass_matrix_nms_padded(
+    boxes: Array,
+    scores: Array,
+    *,
+    score_threshold: float,
+    post_threshold: float,
+    nms_top_k: int | None,
+    keep_top_k: int | None,
+    kernel: Literal["gaussian", "linear"] = "linear",
+    sigma: float = 0.5,
+    background_label: int = 0,
+    normalized: bool = True,
+    backend: str = "auto",
+) -> tuple[Array, Array, Array]:
+    """``multiclass_matrix_nms`` with static output shapes: the (B, K, 6) + count layout of export runtimes.
+
+    Contract: every image gets exactly ``K`` rows, where ``K = keep_top_k``, or, when ``keep_top_k`` is -1 /
+    None, the most detections an image can have, ``K = (number of non-background classes) *
+    min(M, nms_top_k)`` (``M`` when ``nms_top_k`` is -1 / None). Row ``k`` of image ``b`` is a detection
+    when ``k < rois_num[b]``; the detections come first, by decreasing decayed score, identical to that
+    image's rows of ``multiclass_matrix_nms``. Padding rows are ``[-1, 0, 0, 0, 0, 0]`` in ``out`` and -1 in
+    ``index``. Shapes depend only on the input shapes and the arguments, never on the data; recover the flat
+    outputs with ``out[valid]``, ``index[valid]`` where ``valid = arange(K) < rois_num[:, None]``.
+
+    Export: with Torch tensors and ``backend="generic"`` the computation has no data-dependent shape or
+    branch, and ``torch.export.export`` captures it (value checks such as NaN scores are skipped while
+    tracing). Converting that graph to ONNX does not work yet: it uses a stable sort (``aten.sort.stable``),
+    which has no ONNX lowering. The Numba path (NumPy / CPU torch with ``backend="auto"``) is eager only.
+
+    Args:
+        Same as ``multiclass_matrix_nms``.
+
+    Returns:
+        (out, rois_num, index): ``out`` (Array[B, K, 6]) rows ``[label, score, x1, y1, x2, y2]``;
+        ``rois_num`` (Array[B], int64) valid rows per image; ``index`` (Array[B, K], int64) ``b * M + m``
+        of each row's box, -1 in padding rows.
+    """
+    xp, plan = _prepare(boxes, scores, score_threshold, post_threshold, nms_top_k, keep_top_k, kernel, sigma,
+                        background_label, normalized, backend)
+    decayed, labels, box_index, counts = _run(xp, boxes, scores, plan, backend, static=True)
+    out, index, _ = _assemble(xp, boxes, decayed, labels, box_index, counts, plan)
+    return out, counts, index
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_cutoff(name: str, value: Any) -> float:
+    """A threshold compared with ``>``: any finite real (a negative one keeps zero scores)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+def _check_limit(name: str, value: Any) -> int | None:
+    """A top-k: an int >= 0, or -1 / None for no limit (Paddle's convention)."""
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int (-1 for no limit), got {type(value).__name__}")
+    if value < -1:
+        raise ValueError(f"{name} must be >= 0, or -1 for no limit, got {value}")
+    return None if value == -1 else int(value)
+
+
+def _in_graph(x: Any) -> bool:
+    """True while torch.compile / torch.export / torch.jit.trace records ``x``'s computation: a value check
+    would then be a data-dependent branch, so only static (shape, dtype, argument) checks run."""
+    if not array_api_compat.is_torch_array(x):
+        return False
+    import torch
+
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def _check_finite(xp: Any, name: str, x: Any) -> None:
+    if _in_graph(x):
+        return
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name} must be finite, got {'NaN' if bool(xp.any(xp.isnan(x))) else 'inf'}")
+
+
+def _prepare(boxes, scores, score_threshold, post_threshold, nms_top_k, keep_top_k, kernel, sigma,
+             background_label, normalized, backend) -> tuple[Any, dict]:
+    """Validate every argument (errors name it and what was received); returns the namespace and a plan."""
+    xp = namespace(boxes=boxes, scores=scores)
+    if boxes.ndim != 3 or boxes.shape[2] != 4:
+        raise ValueError(f"boxes must have shape (B, M, 4), got {tuple(boxes.shape)}")
+    if scores.ndim != 3:
+        raise ValueError(f"scores must have shape (B, C, M), got {tuple(scores.shape)}")
+    n_img, n_cls, m = (int(d) for d in scores.shape)
+    if n_img != boxes.shape[0]:
+        raise ValueError(f"scores must have one (C, M) slice per image: boxes has B = {boxes.shape[0]}, "
+                         f"scores has {n_img}")
+    if m != boxes.shape[1]:
+        raise ValueError(f"scores must have one column per box: boxes has M = {boxes.shape[1]}, scores has {m}")
+    if not is_floating(xp, scores):
+        raise TypeError(f"scores must be floating, got {dtype_name(scores)}")
+    if not (is_floating(xp, boxes) or is_integer(xp, boxes)):
+        raise TypeError(f"boxes must be real numbers, got {dtype_name(boxes)}")
+    score_threshold = _check_cutoff("score_threshold", score_threshold)
+    post_threshold = _check_cutoff("post_threshold", post_threshold)
+    nms_top_k = _check_limit("nms_top_k", nms_top_k)
+    keep_top_k = _check_limit("keep_top_k", keep_top_k)
+    check_kernel(kernel)
+    sigma = check_positive("sigma", sigma)
+    if not _is_int(background_label):
+        raise TypeError(f"background_label must be an int, got {type(background_label).__name__}")
+    if not -1 <= background_label < n_cls:
+        raise ValueError(f"background_label must be -1 (none) or a class index in [0, {n_cls}), "
+                         f"got {background_label}")
+    if not isinstance(normalized, bool) and type(normalized).__name__ != "bool_":
+        raise TypeError(f"normalized must be a bool, got {type(normalized).__name__}")
+    check_backend(backend, scores)
+    # value checks last: each is a pass over the data (and a host sync on a GPU)
+    if n_img * n_cls * m:
+        _check_finite(xp, "scores", scores)
+    if n_img * m and is_floating(xp, boxes):
+        _check_finite(xp, "boxes", boxes)
+
+    out_dtype = scores.dtype if is_integer(xp, boxes) else xp.result_type(scores.dtype, boxes.dtype)
+    classes = tuple(c for c in range(n_cls) if c != background_label)
+    kc = m if nms_top_k is None else min(m, nms_top_k)
+    plan = {
+        "out_dtype": out_dtype,
+        "work": xp.float64 if out_dtype == xp.float64 else xp.float32,
+        "classes": classes,
+        "score_threshold": score_threshold,
+        "post_threshold": post_threshold,
+        "kc": kc,
+        # the padded width: keep_top_k, or every detection an image can have
+        "width": len(classes) * kc if keep_top_k is None else keep_top_k,
+        "kernel": kernel,
+        "sigma": sigma,
+        "normalized": bool(normalized),
+        "m": m,
+    }
+    return xp, plan
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
+
+
+def _run(xp: Any, boxes: Array, scores: Array, plan: dict, backend: str, static: bool) -> tuple[Array, ...]:
+    """Padded results (decayed (B, W), labels (B, W), box index (B, W), counts (B,)), W = plan["width"].
+
+    Entries at or beyond ``counts[b]`` are unspecified; ``_assemble`` masks them. ``static``: no shape may
+    depend on the data (the padded variant, for tracing and export); otherwise a kernel may size its work
+    by the actual number of candidates.
+    """
+    n_img = scores.shape[0]
+    width, kc, classes = plan["width"], plan["kc"], plan["classes"]
+    device = array_api_compat.device(scores)
+    if not (n_img and kc and width and classes):
+        # nothing can be kept: no image, no candidate slot, no output slot or no foreground class
+        return (xp.zeros((n_img, width), dtype=plan["work"], device=device),
+                xp.full((n_img, width), -1, dtype=xp.int64, device=device),
+                xp.full((n_img, width), -1, dtype=xp.int64, device=device),
+                xp.zeros((n_img,), dtype=xp.int64, device=device))
+    work = plan["work"]
+    b = xp.astype(boxes, work, copy=False)
+    s = xp.astype(scores, work, copy=False)
+    impl = find_kernel("multiclass_matrix_nms", scores, backend) or _padded_generic
+    return impl(b, s, classes, plan["score_threshold"], plan["post_threshold"], kc, width, plan["kernel"],
+                plan["sigma"], plan["normalized"], static)
+
+
+def _assemble(xp: Any, boxes: Array, decayed: Array, labels: Array, box_index: Array, counts: Array,
+              plan: dict) -> tuple[Array, Array, Array]:
+    """Padded ``out`` (B, W, 6), ``index`` (B, W) and the mask of valid rows (B, W) from kernel results."""
+    n_img, width = decayed.shape
+    m = plan["m"]
+    dtype = plan["out_dtype"]
+    device = array_api_compat.device(decayed)
+    valid = xp.arange(width, dtype=xp.int64, device=device)[None, :] < counts[:, None]
+    box_index = xp.where(valid, box_index, xp.zeros_like(box_index))
+    flat = box_index + xp.arange(n_img, dtype=xp.int64, device=device)[:, None] * m
+    if n_img * m:
+        rows = xp.take(xp.reshape(boxes, (n_img * m, 4)), xp.reshape(flat, (-1,)), axis=0)
+        rows = xp.astype(xp.reshape(rows, (n_img, width, 4)), dtype)
+    else:
+        rows = xp.zeros((n_img, width, 4), dtype=dtype, device=device)
+    zero = xp.zeros((), dtype=dtype, device=device)
+    label = xp.where(valid, xp.astype(labels, dtype), -xp.ones((), dtype=dtype, device=device))
+    score = xp.where(valid, xp.astype(decayed, dtype), zero)
+    rows = xp.where(valid[:, :, None], rows, zero)
+    out = xp.concat([label[:, :, None], score[:, :, None], rows], axis=2)
+    index = xp.where(valid, flat, -xp.ones_like(flat))
+    return out, index, valid
+
+
+# ---------------------------------------------------------------------------------------------- generic path
+
+
+def _padded_generic(boxes: Array, scores: Array, classes: tuple[int, ...], score_threshold: float,
+                    post_threshold: float, kc: int, width: int, kernel: str, sigma: float, normalized: bool,
+                    static: bool) -> tuple[Array, Array, Array, Array]:
+    """The array-API formulation: every class padded to ``kc`` sorted candidates, decayed in batched blocks.
+
+    Candidates that fail ``score_threshold`` sort last (key -inf), so the first ``count`` slots of a class
+    are exactly its candidates and every higher-ranked slot of a valid candidate is valid too: the decay
+    needs no mask beyond ``i < j``. Unless ``static``, the padding shrinks to the largest class's count (one
+    scalar read back), which makes sparse scores cheap.
+    """
+    xp = array_api_compat.array_namespace(scores)
+    device = array_api_compat.device(scores)
+    work = scores.dtype
+    n_img, n_cls, m = scores.shape
+    n_fg = len(classes)
+    class_ids = xp.asarray(classes, dtype=xp.int64, device=device)
+    s = scores if n_fg == n_cls else xp.take(scores, class_ids, axis=1)  # (B, G, M)
+
+    def typed(value: float) -> Any:
+        return xp.asarray(value, dtype=work, device=device)
+
+    passed = s > typed(score_threshold)
+    key = xp.where(passed, s, typed(-float("inf")))
+    count = xp.minimum(xp.sum(xp.astype(passed, xp.int64), axis=2), kc)
+    if not static:
+        kc = int(xp.max(count))
+        if kc == 0:
+            return (xp.zeros((n_img, width), dtype=work, device=device),
+                    xp.full((n_img, width), -1, dtype=xp.int64, device=device),
+                    xp.full((n_img, width), -1, dtype=xp.int64, device=device), xp.zeros_like(count[:, 0]))
+    order = xp.argsort(key, axis=2, descending=True, stable=True)[:, :, :kc]  # (B, G, kc)
+    valid = xp.arange(kc, dtype=xp.int64, device=device)[None, None, :] < count[:, :, None]
+    sorted_scores = xp.where(valid, xp.take_along_axis(s, order, axis=2), typed(0.0))
+
+    pairs = n_img * n_fg
+    flat = order + xp.arange(n_img, dtype=xp.int64, device=device)[:, None, None] * m
+    cand = xp.reshape(xp.take(xp.reshape(boxes, (n_img * m, 4)), xp.reshape(flat, (-1,)), axis=0),
+                      (pairs, kc, 4))
+    consts = {"zero": typed(0.0), "one": typed(1.0), "gs": typed(1.0 / sigma),
+              "norm": typed(0.0 if normalized else 1.0)}
+    decay = _decay_all(xp, cand, None if static else xp.reshape(count, (pairs,)), kernel == "gaussian", consts)
+    decayed = xp.reshape(decay, (n_img, n_fg, kc)) * sorted_scores
+    keep = valid & (decayed > typed(post_threshold))
+
+    # merge classes: a stable sort over (class, rank) order puts ties in that order
+    merged = xp.reshape(xp.where(keep, decayed, typed(-float("inf"))), (n_img, n_fg * kc))
+    rank = xp.argsort(merged, axis=1, descending=True, stable=True)[:, :width]
+    counts = xp.minimum(xp.sum(xp.astype(xp.reshape(keep, (n_img, n_fg * kc)), xp.int64), axis=1), width)
+    out_dec = xp.take_along_axis(merged, rank, axis=1)
+    out_lab = xp.take(class_ids, xp.reshape(rank // kc, (-1,)), axis=0)
+    out_lab = xp.reshape(out_lab, rank.shape)
+    out_idx = xp.take_along_axis(xp.reshape(order, (n_img, n_fg * kc)), rank, axis=1)
+    short = width - rank.shape[1]
+    if short > 0:  # keep_top_k larger than any image can fill
+        out_dec = xp.concat([out_dec, xp.zeros((n_img, short), dtype=work, device=device)], axis=1)
+        pad = xp.full((n_img, short), -1, dtype=xp.int64, device=device)
+        out_lab, out_idx = xp.concat([out_lab, pad], axis=1), xp.concat([out_idx, pad], axis=1)
+    return out_dec, out_lab, out_idx, counts
+
+
+def _decay_all(xp: Any, cand: Array, count: Array | None, gaussian: bool, consts: dict) -> Array:
+    """Decay factors (P, K) of P classes' sorted, padded candidates (P, K, 4), in memory-bounded chunks.
+
+    With ``count`` (P,) (candidates per class; read back once), classes are processed by decreasing count
+    in chunks padded only to their own largest count, halving from chunk to chunk, so the work is within a
+    small factor of sum(count^2) instead of P * K^2. Without it (static shapes) every chunk has width K.
+    """
+    pairs, kc = cand.shape[0], cand.shape[1]
+    itemsize = 8 if cand.dtype == xp.float64 else 4
+
+    def rows(width: int) -> int:  # classes per chunk within CHUNK_BYTES
+        return max(1, CHUNK_BYTES // (_BLOCK_TEMPORARIES * max(width, 1) ** 2 * itemsize))
+
+    if count is None:
+        return xp.concat([_decay_block(xp, cand[s:s + rows(kc)], gaussian, consts)
+                          for s in range(0, pairs, rows(kc))], axis=0)
+    by_size = xp.argsort(count, descending=True, stable=True)
+    sizes = [int(v) for v in xp.take(count, by_size).tolist()]
+    ones = xp.ones((pairs, kc), dtype=cand.dtype, device=array_api_compat.device(cand))
+    blocks, start = [], 0
+    while start < pairs and sizes[start] > 0:
+        width = sizes[start]
+        stop = min(pairs, start + rows(width))
+        stop = next((t for t in range(start, stop) if sizes[t] <= width // 2), stop)
+        block = _decay_block(xp, xp.take(cand, by_size[start:stop], axis=0)[:, :width], gaussian, consts)
+        blocks.append(xp.concat([block, ones[start:stop, width:]], axis=1))
+        start = stop
+    blocks.append(ones[start:])  # classes without candidates
+    return xp.take(xp.concat(blocks, axis=0), xp.argsort(by_size), axis=0)
+
+
+def _decay_block(xp: Any, cand: Array, gaussian: bool, c: dict) -> Array:
+    """Decay factors (P, K) of P classes' sorted candidate boxes (P, K, 4), from their (P, K, K) IoU."""
+    zero, one, norm = c["zero"], c["one"], c["norm"]
+    x1, y1, x2, y2 = (cand[:, :, t] for t in range(4))
+    inverted = (x2 < x1) | (y2 < y1)
+    area = xp.where(inverted, zero, (x2 - x1 + norm) * (y2 - y1 + norm))
+    # axis 1: the higher-ranked suppressor i, axis 2: the candidate j
+    iw = xp.minimum(x2[:, :, None], x2[:, None, :]) - xp.maximum(x1[:, :, None], x1[:, None, :])
+    ih = xp.minimum(y2[:, :, None], y2[:, None, :]) - xp.maximum(y1[:, :, None], y1[:, None, :])
+    inter = (iw + norm) * (ih + norm)
+    union = area[:, None, :] + area[:, :, None] - inter
+    k = cand.shape[1]
+    position = xp.arange(k, device=array_api_compat.device(cand))
+    upper = position[:, None] < position[None, :]
+    ok = upper & (iw >= zero) & (ih >= zero) & (inter > zero) & ~inverted[:, :, None] & ~inverted[:, None, :]
+    iou = xp.where(ok, xp.minimum(inter / xp.where(ok, union, one), one), zero)
+    cmax = xp.max(iou, axis=1)
+    if gaussian:
+        exponent = xp.where(upper, ((cmax * cmax)[:, :, None] - iou * iou) * c["gs"], zero)
+        return xp.exp(xp.min(exponent, axis=1))
+    den = one - cmax
+    usable = den > zero  # a suppressor duplicating a higher box (cmax = 1) no longer suppresses
+    ratio = (one - iou) / xp.where(usable, den, one)[:, :, None]
+    return xp.min(xp.where(upper & usable[:, :, None], ratio, one), axis=1)
