@@ -1,7 +1,7 @@
 """The benchmark cases and methods shared by ``benchmarks/`` (pytest-benchmark) and ``matrixnms bench``.
 
 Both front ends take their cases from :func:`cases` and their methods from :func:`methods`, build the inputs
-with the seeded scene generator of ``matrixnms._scenes`` and run the very same callables, so a ratio printed
+with the seeded scene generator of ``matrixnms.scenes`` and run the very same callables, so a ratio printed
 by ``matrixnms bench`` is the ratio the pytest suite measures (up to noise).
 
 Families and what each times (every record also says so in ``what``):
@@ -50,7 +50,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import _dispatch
-from ._scenes import MASK_HEIGHT, MASK_WIDTH, box_scene, mask_scene
+from .scenes import MASK_HEIGHT, MASK_WIDTH, box_scene, mask_scene
 
 FAMILIES = ("masks", "boxes", "mask_iou", "masks_to_boxes")
 MODES = ("full", "quick", "smoke")

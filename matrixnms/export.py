@@ -587,7 +587,7 @@ def _verify(path: Path, args: argparse.Namespace) -> str:
     import numpy as np
     import onnxruntime
 
-    from ._scenes import box_scene, mask_scene
+    from .scenes import box_scene, mask_scene
     from .nms import matrix_nms
 
     n = args.num_candidates

@@ -25,7 +25,7 @@ from conftest import assert_close
 torch = pytest.importorskip("torch")
 
 from matrixnms import matrix_nms  # noqa: E402
-from matrixnms._scenes import mask_scene  # noqa: E402
+from matrixnms.scenes import mask_scene  # noqa: E402
 from matrixnms.export import (  # noqa: E402
     OUTPUT_NAMES, MatrixNMS, export_onnx, main, matrix_nms_static, script_module, to_onnx,
 )

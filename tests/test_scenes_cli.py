@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from matrixnms import bench, cli, mask_iou, mask_nms, matrix_nms
-from matrixnms._scenes import MASK_HEIGHT, MASK_WIDTH, box_scene, mask_scene
+from matrixnms.scenes import MASK_HEIGHT, MASK_WIDTH, box_scene, mask_scene
 from matrixnms._transcription import (
     greedy_mask_nms_numpy, greedy_mask_nms_torch, paper_matrix_nms_numpy, paper_matrix_nms_torch,
 )
