@@ -142,8 +142,9 @@ def masks_to_boxes(masks: Any, fmt: str) -> Any:
     dev = array_api_compat.device(masks)
     if n == 0:
         return xp.zeros((0, 4), dtype=xp.float32, device=dev)
-    rows = xp.any(masks != 0, axis=2)  # (N, H)
-    cols = xp.any(masks != 0, axis=1)  # (N, W)
+    binary = masks if xp.isdtype(masks.dtype, "bool") else masks != 0  # no full-size copy for bool masks
+    rows = xp.any(binary, axis=2)  # (N, H)
+    cols = xp.any(binary, axis=1)  # (N, W)
     nonempty = xp.any(rows, axis=1)
     y0 = xp.argmax(xp.astype(rows, xp.int8), axis=1)
     y1 = h - 1 - xp.argmax(xp.astype(xp.flip(rows, axis=1), xp.int8), axis=1)
