@@ -1,0 +1,222 @@
+"""COCO evaluation of the compact SOLOv2 for every NMS choice, like the paper's Table 3(c).
+
+    python -m solov2_ref.evaluate --val 500 --crowded 300
+
+The network runs once per image; steps 1-3 of the post-processing (``postprocess.candidates``) do not
+depend on the NMS, so each NMS choice re-uses the same candidates. For every split and NMS choice:
+
+- mask AP, AP50, AP75: pycocotools ``COCOeval`` with ``iouType="segm"`` on RLE-encoded masks;
+- box AP: ``COCOeval`` ``"bbox"`` on boxes derived from the predicted masks with
+  ``matrixnms.masks_to_boxes(format="xywh")`` (the appendix's section D: boxes without box supervision);
+- ``nms ms``: median per image of the NMS call alone (step 4);
+- ``post ms``: median per image of the whole post-processing, steps 1-5: point NMS, candidate masks by
+  dynamic convolution, maskness, the NMS, and the upsampling of the kept masks to the input size. It
+  excludes the network and the COCO encoding.
+
+Annotation and detection ids start at 1 (COCOeval treats id 0 as unmatched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from matrixnms import masks_to_boxes
+
+from .data import CLASSES, Scene, SyntheticScenes
+from .model import SOLOv2, images_to_tensor
+from .postprocess import NMS_CHOICES, Candidates, Detections, PostprocessConfig, candidates, finalize, suppress
+
+EVAL_SEED = 0
+
+
+@dataclass
+class NMSResult:
+    """Metrics of one NMS choice on one split (AP values in [0, 1], times in milliseconds)."""
+
+    split: str
+    nms: str
+    images: int
+    mask_ap: float
+    mask_ap50: float
+    mask_ap75: float
+    box_ap: float
+    nms_ms: float
+    post_ms: float
+    detections: list[Detections] = field(default_factory=list, repr=False)
+
+
+def _rle(masks: np.ndarray) -> list[dict[str, Any]]:
+    from pycocotools import mask as mask_utils
+
+    if masks.shape[0] == 0:
+        return []
+    return mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+
+
+def coco_ground_truth(scenes: Sequence[Scene]) -> Any:
+    """A pycocotools ``COCO`` object for ``scenes``; image ``i`` has id ``i + 1``, categories ``label + 1``."""
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+
+    images, annotations = [], []
+    for i, scene in enumerate(scenes):
+        h, w = scene.image.shape[:2]
+        images.append({"id": i + 1, "height": h, "width": w})
+        for rle, label, mask in zip(_rle(scene.masks), scene.labels, scene.masks):
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": int(label) + 1,
+                                "segmentation": rle, "area": float(mask.sum()),
+                                "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0})
+    coco = COCO()
+    coco.dataset = {"images": images, "annotations": annotations,
+                    "categories": [{"id": k + 1, "name": name} for k, name in enumerate(CLASSES)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def coco_detections(detections: Sequence[Detections]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """COCO result lists (segm, bbox) for per-image detections; image ``i`` has id ``i + 1``."""
+    segm, bbox = [], []
+    for i, det in enumerate(detections):
+        masks = det.masks.numpy()
+        boxes = masks_to_boxes(det.masks, format="xywh").tolist() if len(det) else []
+        for rle, box, score, label in zip(_rle(masks), boxes, det.scores.tolist(), det.labels.tolist()):
+            common = {"image_id": i + 1, "category_id": int(label) + 1, "score": float(score)}
+            segm.append({**common, "segmentation": rle})
+            bbox.append({**common, "bbox": [float(v) for v in box]})
+    return segm, bbox
+
+
+def coco_ap(gt: Any, results: list[dict[str, Any]], iou_type: str) -> tuple[float, float, float]:
+    """(AP, AP50, AP75) of ``results`` against ``gt``; 0 when there are no results."""
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:
+        return 0.0, 0.0, 0.0
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    # COCOeval reports -1 when a metric is undefined (no ground truth): count it as 0
+    return tuple(max(0.0, float(v)) for v in ev.stats[:3])
+
+
+@torch.no_grad()
+def run_candidates(model: SOLOv2, scenes: Sequence[Scene], batch_size: int = 16,
+                   cfg: PostprocessConfig = PostprocessConfig(),
+                   on_batch: Callable[[int], None] | None = None) -> tuple[list[Candidates], list[float]]:
+    """The network and post-processing steps 1-3 for every scene.
+
+    Returns:
+        (candidates per scene, seconds of steps 1-3 per scene).
+    """
+    model.eval()
+    cands, seconds = [], []
+    for start in range(0, len(scenes), batch_size):
+        chunk = scenes[start:start + batch_size]
+        outputs = model(images_to_tensor(np.stack([s.image for s in chunk])))
+        for b in range(len(chunk)):
+            t0 = time.perf_counter()
+            cands.append(candidates(outputs, b, model.cfg.strides, cfg))
+            seconds.append(time.perf_counter() - t0)
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return cands, seconds
+
+
+def evaluate_split(split: str, scenes: Sequence[Scene], cands: Sequence[Candidates],
+                   cand_seconds: Sequence[float], nms_choices: Iterable[str] = NMS_CHOICES,
+                   cfg: PostprocessConfig = PostprocessConfig(), gt: Any = None,
+                   on_choice: Callable[[str], None] | None = None) -> list[NMSResult]:
+    """Apply each NMS choice to the shared candidates and score the results with COCOeval."""
+    gt = coco_ground_truth(scenes) if gt is None else gt
+    nms_choices = list(nms_choices)
+    # first calls load or compile the NMS kernels (Numba): keep that out of the timings
+    busiest = max(cands, key=len, default=None)
+    if busiest is not None and len(busiest):
+        for nms in nms_choices:
+            suppress(busiest, nms, cfg)
+    rows = []
+    for nms in nms_choices:
+        detections, nms_times, post_times = [], [], []
+        for scene, cand, t_cand in zip(scenes, cands, cand_seconds):
+            t0 = time.perf_counter()
+            keep, scores = suppress(cand, nms, cfg)
+            t1 = time.perf_counter()
+            det = finalize(cand, keep, scores, tuple(scene.image.shape[:2]), cfg)
+            t2 = time.perf_counter()
+            det.nms_seconds = t1 - t0
+            detections.append(det)
+            nms_times.append(t1 - t0)
+            post_times.append(t_cand + (t2 - t0))
+        segm, bbox = coco_detections(detections)
+        mask_ap = coco_ap(gt, segm, "segm")
+        box_ap = coco_ap(gt, bbox, "bbox")[0]
+        rows.append(NMSResult(split, nms, len(scenes), *mask_ap, box_ap,
+                              1e3 * statistics.median(nms_times), 1e3 * statistics.median(post_times), detections))
+        if on_choice is not None:
+            on_choice(nms)
+    return rows
+
+
+def format_table(rows: Sequence[NMSResult]) -> str:
+    """A markdown table of the results (AP in percent, as COCO papers write it)."""
+    lines = ["| split | images | NMS | mask AP | AP50 | AP75 | box AP | NMS ms | post-proc ms |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.split} | {r.images} | {r.nms} | {100 * r.mask_ap:.1f} | {100 * r.mask_ap50:.1f} | "
+                     f"{100 * r.mask_ap75:.1f} | {100 * r.box_ap:.1f} | {r.nms_ms:.2f} | {r.post_ms:.2f} |")
+    return "\n".join(lines)
+
+
+def evaluate(model: SOLOv2, splits: dict[str, int], nms_choices: Sequence[str] = NMS_CHOICES,
+             seed: int = EVAL_SEED, progress: bool = True) -> list[NMSResult]:
+    """Evaluate ``model`` on the first ``splits[name]`` scenes of each split, for every NMS choice."""
+    from tqdm import tqdm
+
+    rows: list[NMSResult] = []
+    total = sum(splits.values()) + len(nms_choices) * len(splits)
+    with tqdm(total=total, desc="evaluate", unit="step", disable=not progress, dynamic_ncols=True) as bar:
+        for split, count in splits.items():
+            scenes = list(SyntheticScenes(split, count, seed=seed))
+            cands, seconds = run_candidates(model, scenes, on_batch=bar.update)
+            rows += evaluate_split(split, scenes, cands, seconds, nms_choices, on_choice=lambda _: bar.update(1))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .train import DEFAULT_CHECKPOINT, load_model
+
+    parser = argparse.ArgumentParser(prog="python -m solov2_ref.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--val", type=int, default=500, help="val scenes (default 500)")
+    parser.add_argument("--crowded", type=int, default=300, help="crowded scenes (default 300)")
+    parser.add_argument("--nms", nargs="+", choices=NMS_CHOICES, default=list(NMS_CHOICES))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.val < 0 or args.crowded < 0:
+        parser.error(f"--val and --crowded must be >= 0, got {args.val} and {args.crowded}")
+    torch.set_num_threads(args.threads)
+    model = load_model(args.checkpoint)
+    splits = {k: v for k, v in (("val", args.val), ("crowded", args.crowded)) if v}
+    rows = evaluate(model, splits, args.nms)
+    print(format_table(rows))
+    print(f"\n{args.threads} torch threads; NMS ms = the NMS call alone; post-proc ms = point NMS, candidate masks, "
+          "maskness, NMS and upsampling (no network, no COCO encoding); medians per image.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
