@@ -23,7 +23,8 @@ the algorithm differs:
    once every ``cmax[i]`` with ``i`` in or before the block is known, reduces each column to its decay.
    No K x K array exists.
 
-Parallelism: the calling thread and ``NUMBA_NUM_THREADS - 1`` helper threads run the same ``nogil``
+Parallelism: the calling thread and ``numba.get_num_threads() - 1`` helper threads (so ``NUMBA_NUM_THREADS``
+and ``numba.set_num_threads`` both apply) run the same ``nogil``
 worker, each claiming the next mask / column / row with an atomic counter, so the triangular pair counts
 balance themselves and a helper that the OS has not scheduled yet costs nothing (the caller does the work;
 a fork-join ``prange`` region would wait for it, which on a busy machine costs more than the whole
@@ -428,14 +429,15 @@ def _result(values: np.ndarray, like: Any, dtype: Any) -> Any:
 
 
 def _threads(work_bytes: int) -> int:
-    """Threads for a call: Numba's thread count (``NUMBA_NUM_THREADS``), or 1 for small work."""
-    return 1 if work_bytes < SERIAL_BYTES else max(1, int(numba.config.NUMBA_NUM_THREADS))
+    """Threads for a call: Numba's current thread count (``numba.set_num_threads``, by default
+    ``NUMBA_NUM_THREADS``), or 1 for small work."""
+    return 1 if work_bytes < SERIAL_BYTES else max(1, numba.get_num_threads())
 
 
 def _pool(size: int) -> ThreadPoolExecutor:
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
-        if _POOL is None or _POOL_SIZE < size:  # grows if NUMBA_NUM_THREADS was raised
+        if _POOL is None or _POOL_SIZE < size:  # grows if the thread count was raised
             _POOL, _POOL_SIZE = ThreadPoolExecutor(max_workers=size, thread_name_prefix="matrixnms"), size
         return _POOL
 
