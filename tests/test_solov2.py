@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# before torch loads OpenMP, when this module is the first to import it (see solov2_ref/__init__.py)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch = pytest.importorskip("torch")
 pytest.importorskip("pycocotools")
 
