@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import reference
 import strategies
-from conftest import BACKENDS, assert_close, make_backend
+from conftest import BACKENDS, assert_close, make_backend, requires
 from matrixnms import _generic, mask_iou, masks_to_boxes, matrix_nms
 from matrixnms._dispatch import find_kernel
 
@@ -268,3 +268,19 @@ def test_concurrent_calls_from_threads_agree(backend, monkeypatch):
         for keep, decayed in pool.map(run, range(8)):
             assert keep == expected[0]
             assert_close(decayed, np.asarray(expected[1]), "float64")
+
+
+@requires("numba")
+def test_numba_kernels_use_the_thread_count_numba_set_num_threads_sets():
+    import numba
+
+    numba_kernels = importlib.import_module("matrixnms.backends._numba")
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert numba_kernels._threads(10 * numba_kernels.SERIAL_BYTES) == 1
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        assert numba_kernels._threads(10 * numba_kernels.SERIAL_BYTES) == numba.config.NUMBA_NUM_THREADS
+        assert numba_kernels._threads(0) == 1  # small work stays on the calling thread
+    finally:
+        numba.set_num_threads(previous)
