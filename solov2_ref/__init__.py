@@ -2,7 +2,8 @@
 
 Modules: ``model`` (network), ``data`` (synthetic scenes), ``targets`` and ``losses`` (training),
 ``postprocess`` (inference, the NMS as one argument), ``train``, ``evaluate`` (COCO AP per NMS choice),
-``demo`` (``matrixnms demo``), ``viz`` (figures). See ``solov2_ref/README.md``.
+``demo`` (``matrixnms demo``), ``viz`` (figures), ``deploy`` (the model and its post-processing as one
+static graph, exported to ONNX). See ``solov2_ref/README.md``.
 """
 
 from .model import SOLOv2, SOLOv2Config

@@ -105,8 +105,11 @@ def save_overlays(path: Path, scenes: Sequence[Scene], columns: dict[str, Sequen
                 ax.imshow(overlay(big, big_masks))
                 _annotate(ax, masks, labels, scores, upscale)
             ax.set_title(title, fontsize=9)
-    fig.suptitle(f"coloured instances: detections with score >= {score_min} are drawn (label: class, score); "
-                 "greedy NMS = mask NMS at IoU 0.5", fontsize=10)
+    note = "; greedy NMS = mask NMS at IoU 0.5" if any(title.startswith("greedy") for title in columns) else ""
+    # two lines when the grid is narrow: one line would run past the figure's edges
+    sep = "\n" if ncols < 4 else " "
+    fig.suptitle(f"coloured instances: detections with score >= {score_min} are drawn{sep}(label: class, score)"
+                 f"{note}", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
