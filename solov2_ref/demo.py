@@ -112,12 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = getattr(model, "meta", {})
     header = (f"SOLOv2 reference model ({args.checkpoint.name}, trained with `{meta.get('command', '?')}`), "
               f"{args.val} val + {args.crowded} crowded scenes, {args.threads} threads")
-    (args.out / "results.md").write_text(f"{header}\n\n{table}\n\n{_TIME_NOTE}\n")
-    written.append(args.out / "results.md")
-    print(header)
-    print(table)
-    print(_TIME_NOTE)
-    print("wrote " + ", ".join(str(p) for p in written) + f" in {time.perf_counter() - start:.0f} s")
+    _report(args.out / "results.md", header, table, _TIME_NOTE, written, start)
     return 0
 
 
@@ -160,13 +155,18 @@ def _onnx_demo(args: argparse.Namespace) -> int:
     header = (f"SOLOv2 reference model from {args.onnx} in onnxruntime (network and post-processing with Matrix "
               f"NMS in one graph), {args.val} val + {args.crowded} crowded scenes, {args.threads} threads")
     note = "ms / image: the whole graph (network, point NMS, masks, Matrix NMS, upsampling), median, batch 1."
-    (args.out / "results_onnx.md").write_text(f"{header}\n\n{table}\n\n{note}\n")
-    written.append(args.out / "results_onnx.md")
+    _report(args.out / "results_onnx.md", header, table, note, written, start)
+    return 0
+
+
+def _report(path: Path, header: str, table: str, note: str, written: list[Path], start: float) -> None:
+    """Write the results file and print it, with the files written and the elapsed time."""
+    path.write_text(f"{header}\n\n{table}\n\n{note}\n")
+    written.append(path)
     print(header)
     print(table)
     print(note)
     print("wrote " + ", ".join(str(p) for p in written) + f" in {time.perf_counter() - start:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

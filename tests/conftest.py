@@ -133,3 +133,14 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, dtype: str) -> None:
     np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=ATOL[dtype])
+
+
+@pytest.fixture
+def two_torch_threads():
+    """Torch limited to two threads for the test (the SOLOv2 tests' CPU budget), restored afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(2, previous))
+    yield
+    torch.set_num_threads(previous)

@@ -31,12 +31,7 @@ needs_onnx = pytest.mark.skipif(
     reason="ONNX export needs onnx, onnxscript and onnxruntime")
 
 
-@pytest.fixture(autouse=True)
-def _two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(2, previous))
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.fixture(scope="module")

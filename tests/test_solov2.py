@@ -28,12 +28,7 @@ from solov2_ref.train import DEFAULT_CHECKPOINT, load_model, make_batch, make_op
 README = Path(__file__).resolve().parents[1] / "solov2_ref" / "README.md"
 
 
-@pytest.fixture(autouse=True)
-def _two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(2, previous))
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.fixture(scope="module")
