@@ -11,7 +11,10 @@ last bit. Only the kernel backends run here; the GPU ones skip without a device.
 from __future__ import annotations
 
 import importlib
+import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import array_api_compat
 import numpy as np
@@ -284,3 +287,54 @@ def test_numba_kernels_use_the_thread_count_numba_set_num_threads_sets():
         assert numba_kernels._threads(0) == 1  # small work stays on the calling thread
     finally:
         numba.set_num_threads(previous)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (the CUDA toolkit) not installed")
+def test_cuda_source_compiles_with_the_entry_points_cupy_looks_up(tmp_path):
+    # the CuPy path compiles this file at run time (NVRTC) and only where a GPU exists: compiling it ahead
+    # of time catches a broken kernel on machines without one
+    source = Path(importlib.import_module("matrixnms").__file__).parent / "backends" / "cuda" / "mask_iou.cu"
+    ptx = tmp_path / "mask_iou.ptx"
+    result = subprocess.run(["nvcc", "-arch=sm_90", "--ptx", str(source), "-o", str(ptx)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr.lower(), result.stderr
+    text = ptx.read_text()
+    for entry in ("pack_bits", "popcount_gram"):
+        assert f".entry {entry}(" in text
+
+
+@requires("torch")
+@given(word_masks(max_n=20), st.data())
+def test_torch_kernels_only_make_int_mm_calls_that_cuda_accepts(masks, data):
+    # torch._int_mm on CUDA (cuBLASLt) needs more than 16 rows, an inner size that is a positive multiple of
+    # 8 and a column count that is a multiple of 8; the CPU accepts any shape. Running the kernels on the
+    # CPU with CUDA's checks in front of _int_mm shows their padding meets them without a GPU.
+    import torch
+
+    torch_kernels = importlib.import_module("matrixnms.backends._torch")
+    real_int_mm = torch._int_mm
+    shapes = []
+
+    def cuda_checked_int_mm(a, b):
+        m, k = a.shape
+        n = b.shape[1]
+        assert a.dtype == b.dtype == torch.int8
+        assert m > 16 and k > 0 and k % 8 == 0 and n % 8 == 0, f"CUDA rejects ({m}, {k}) x ({b.shape[0]}, {n})"
+        shapes.append((m, k, n))
+        return real_int_mm(a, b)
+
+    labels = data.draw(strategies.labels(len(masks)))
+    scores = data.draw(strategies.scores(len(masks)))
+    other = masks[: data.draw(st.integers(0, len(masks)))]
+    t = torch.from_numpy
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch_kernels.torch, "_int_mm", cuda_checked_int_mm)
+        iou = mask_iou(t(masks), t(other), backend="torch")
+        keep, decayed = matrix_nms(t(scores), t(masks), labels=t(labels), backend="torch")
+    if len(masks) and len(other):
+        assert shapes  # the checked path ran
+    assert_exact_iou(iou.numpy(), reference.mask_iou(masks, other))
+    ref_keep, ref_decayed = reference.matrix_nms(scores, masks, labels=labels)
+    assert keep.tolist() == ref_keep
+    assert_close(decayed.numpy(), np.asarray(ref_decayed), "float64")
