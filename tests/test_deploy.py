@@ -87,6 +87,18 @@ def test_static_module_gives_the_eager_detections(shipped, images, max_candidate
     assert agreement.detections > 200  # the comparison covers many instances, not a few
 
 
+def test_static_module_handles_other_image_sizes(shipped, images):
+    # any H, W that are multiples of 32: crops and a tiling of the scenes
+    module = SOLOv2Deploy(shipped)
+    agreement = Agreement()
+    for image in (images[0][:96], images[1][32:, :64], np.concatenate([images[2], images[3]], axis=1)):
+        image = np.ascontiguousarray(image)
+        static, out = _static_detections(module, image)
+        assert tuple(out["masks"].shape[1:]) == image.shape[:2]
+        agreement.add(eager_detections(shipped, image), static)
+    assert agreement.ok and agreement.min_mask_iou == 1.0 and agreement.detections > 0
+
+
 def test_candidate_cap_is_exact_down_to_the_valid_count(shipped, images):
     crowded = images[-1]
     full, out = _static_detections(SOLOv2Deploy(shipped, max_candidates=None), crowded)
