@@ -155,7 +155,17 @@ def check_top_k(name: str, value: Any) -> int | None:
     return int(value)
 
 
+def check_nms_options(kernel: Any, sigma: Any, score_threshold: Any, post_threshold: Any, pre_top_k: Any,
+                      post_top_k: Any) -> tuple[float, float | None, float | None, int | None, int | None]:
+    """The options of matrix_nms (and its static form): checks ``kernel`` and returns (sigma, score_threshold,
+    post_threshold, pre_top_k, post_top_k) validated, None meaning unset."""
+    check_kernel(kernel)
+    return (check_positive("sigma", sigma), check_threshold("score_threshold", score_threshold),
+            check_threshold("post_threshold", post_threshold), check_top_k("pre_top_k", pre_top_k),
+            check_top_k("post_top_k", post_top_k))
+
+
 __all__ = [
     "namespace", "check_scores", "check_masks", "check_boxes", "check_labels", "check_areas",
-    "check_kernel", "check_positive", "check_threshold", "check_top_k", "device_kind",
+    "check_kernel", "check_positive", "check_threshold", "check_top_k", "check_nms_options", "device_kind",
 ]

@@ -64,10 +64,7 @@ from typing import Any, Literal, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ._validate import (
-    check_boxes, check_kernel, check_masks, check_positive, check_scores, check_threshold, check_top_k,
-    namespace,
-)
+from ._validate import check_boxes, check_masks, check_nms_options, check_scores, namespace
 
 # float32 sums of 0/1 values (the intersection counts) are exact up to 2**24
 MAX_MASK_PIXELS = 2**24
@@ -235,12 +232,8 @@ def _options(
     kernel: Any, sigma: Any, score_threshold: Any, post_threshold: Any, pre_top_k: Any, post_top_k: Any,
 ) -> Tuple[bool, float, float, float, int, int]:
     """Validated static options as the core takes them: (gaussian, sigma, thresholds or -inf, top-k or -1)."""
-    check_kernel(kernel)
-    sigma = check_positive("sigma", sigma)
-    score_threshold = check_threshold("score_threshold", score_threshold)
-    post_threshold = check_threshold("post_threshold", post_threshold)
-    pre_top_k = check_top_k("pre_top_k", pre_top_k)
-    post_top_k = check_top_k("post_top_k", post_top_k)
+    sigma, score_threshold, post_threshold, pre_top_k, post_top_k = check_nms_options(
+        kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
     return (
         kernel == "gaussian",
         sigma,

@@ -18,10 +18,7 @@ import array_api_compat
 
 from . import _generic
 from ._dispatch import check_backend, find_kernel
-from ._validate import (
-    check_areas, check_boxes, check_kernel, check_labels, check_masks, check_positive, check_scores,
-    check_threshold, check_top_k, namespace,
-)
+from ._validate import check_areas, check_boxes, check_labels, check_masks, check_nms_options, check_scores, namespace
 
 Array = Any
 
@@ -86,12 +83,8 @@ def matrix_nms(
         check_labels(xp, labels, n)
     if mask_areas is not None:
         check_areas(xp, mask_areas, n)
-    check_kernel(kernel)
-    sigma = check_positive("sigma", sigma)
-    score_threshold = check_threshold("score_threshold", score_threshold)
-    post_threshold = check_threshold("post_threshold", post_threshold)
-    pre_top_k = check_top_k("pre_top_k", pre_top_k)
-    post_top_k = check_top_k("post_top_k", post_top_k)
+    sigma, score_threshold, post_threshold, pre_top_k, post_top_k = check_nms_options(
+        kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
     check_backend(backend, scores)
 
     device = array_api_compat.device(scores)
