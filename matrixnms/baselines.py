@@ -133,19 +133,33 @@ def _soft_generic(
 # --- public functions -----------------------------------------------------------------------------------
 
 
-def _greedy_boxes(boxes: Array, scores: Array, labels: Array | None, iou_threshold: Any, backend: str) -> Array:
-    xp = namespace(boxes=boxes, scores=scores, labels=labels)
+def _greedy_order(xp: Any, scores: Array, labels: Array | None, iou_threshold: Any, backend: str,
+                  check_items: Callable[[int], None]) -> tuple[float, Array | None, Array | None]:
+    """The checks and sort every greedy NMS starts with; ``check_items(n)`` checks its masks or boxes.
+
+    Returns:
+        (threshold, order, sorted labels): ``order`` (by decreasing score, ties by lower index) is None when
+        there are no candidates.
+    """
     n = check_scores(xp, scores)
-    check_boxes(xp, boxes, n)
+    check_items(n)
     if labels is not None:
         check_labels(xp, labels, n)
     threshold = _check_iou_threshold("iou_threshold", iou_threshold)
     check_backend(backend, scores)
     if n == 0:
-        return _empty_keep(xp, scores)
-
+        return threshold, None, None
     order = _by_score(xp, scores)
-    sorted_labels = None if labels is None else xp.take(labels, order)
+    return threshold, order, None if labels is None else xp.take(labels, order)
+
+
+def _greedy_boxes(boxes: Array, scores: Array, labels: Array | None, iou_threshold: Any, backend: str) -> Array:
+    xp = namespace(boxes=boxes, scores=scores, labels=labels)
+    threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
+                                                    lambda n: check_boxes(xp, boxes, n))
+    if order is None:
+        return _empty_keep(xp, scores)
+    n = order.shape[0]
     kernel = find_kernel("greedy_boxes", scores, backend)
     if kernel is not None:
         kept = kernel(boxes, order, sorted_labels, threshold)
@@ -216,17 +230,11 @@ def mask_nms(
         Array[K], int64: kept indices by decreasing score (ties: lower index first).
     """
     xp = namespace(masks=masks, scores=scores, labels=labels)
-    n = check_scores(xp, scores)
-    check_masks(xp, masks, n)
-    if labels is not None:
-        check_labels(xp, labels, n)
-    threshold = _check_iou_threshold("iou_threshold", iou_threshold)
-    check_backend(backend, scores)
-    if n == 0:
+    threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
+                                                    lambda n: check_masks(xp, masks, n))
+    if order is None:
         return _empty_keep(xp, scores)
-
-    order = _by_score(xp, scores)
-    sorted_labels = None if labels is None else xp.take(labels, order)
+    n = order.shape[0]
     iou_fn = find_kernel("mask_iou_sorted", scores, backend) or _generic.mask_iou_sorted
     iou = iou_fn(masks, order, sorted_labels)
     kernel = find_kernel("greedy_iou", scores, backend)
