@@ -618,6 +618,16 @@ def _check_coco_boxes(case: Case, result: Any) -> None:
     _check_boxes(case, result, "xywh")
 
 
+def _place_name(library: str, device: str) -> str:
+    """How rows name where they run: "NumPy", "Torch", "Torch CUDA"."""
+    return _LIBRARY_NAMES[library] + ("" if device == "cpu" else f" {device.upper()}")
+
+
+def _place_suffix(library: str, device: str) -> str:
+    """Method keys' suffix for where they run: "numpy", "torch", "torch-cuda"."""
+    return library if device == "cpu" else f"{library}-{device}"
+
+
 def _labels_kw(case: Case, place: tuple[str, str]) -> dict[str, Any]:
     s = scene(case)
     return {} if s.labels is None else {"labels": to_library(s.labels, *place)}
@@ -642,7 +652,7 @@ def _library_methods(family: str) -> list[Method]:
     out = []
     for key, library, device, backend in PATHS:
         place = (library, device)
-        name = _LIBRARY_NAMES[library] + ("" if device == "cpu" else f" {device.upper()}")
+        name = _place_name(library, device)
         if device == "cuda":
             thread_kind = "gpu"
         elif backend in ("numba", "torch"):
@@ -697,7 +707,7 @@ def _paper_method(library: str, device: str) -> Method:
     from ._transcription import paper_matrix_nms_numpy, paper_matrix_nms_torch
 
     place = (library, device)
-    name = _LIBRARY_NAMES[library] + ("" if device == "cpu" else f" {device.upper()}")
+    name = _place_name(library, device)
 
     def build(case: Case) -> Callable[[], Any]:
         s = scene(case)
@@ -706,7 +716,7 @@ def _paper_method(library: str, device: str) -> Method:
         fn = paper_matrix_nms_numpy if library == "numpy" else paper_matrix_nms_torch
         return _timed(lambda: fn(scores, m, labels, "gauss", SIGMA), *place)
 
-    key = "paper-" + ("numpy" if library == "numpy" else "torch" if device == "cpu" else f"torch-{device}")
+    key = f"paper-{_place_suffix(library, device)}"
     return Method(
         key=key, family="masks", title=f"paper Fig. 1 ({name} f32)", role="paper", library=library,
         device=device,
@@ -721,7 +731,7 @@ def _greedy_detector(library: str, device: str) -> Method:
     from ._transcription import greedy_mask_nms_numpy, greedy_mask_nms_torch
 
     place = (library, device)
-    name = _LIBRARY_NAMES[library] + ("" if device == "cpu" else f" {device.upper()}")
+    name = _place_name(library, device)
 
     def build(case: Case) -> Callable[[], Any]:
         s = scene(case)
@@ -732,7 +742,7 @@ def _greedy_detector(library: str, device: str) -> Method:
 
     how = "bool AND + count over the surviving later masks" if library == "numpy" else \
         "float32 matrix-vector product with the later masks"
-    key = "greedy-" + ("numpy" if library == "numpy" else "torch" if device == "cpu" else f"torch-{device}")
+    key = f"greedy-{_place_suffix(library, device)}"
     return Method(
         key=key, family="masks", title=f"greedy as detectors ({name})", role="greedy", library=library,
         device=device,
@@ -750,8 +760,8 @@ def _baseline_methods(family: str) -> list[Method]:
     out = []
     for library, device in (("numpy", "cpu"), ("torch", "cpu"), ("torch", "cuda")):
         place = (library, device)
-        name = _LIBRARY_NAMES[library] + ("" if device == "cpu" else f" {device.upper()}")
-        suffix = library if device == "cpu" else f"{library}-{device}"
+        name = _place_name(library, device)
+        suffix = _place_suffix(library, device)
         thread_kind = "gpu" if device == "cuda" else "auto"
 
         if family == "masks":
