@@ -90,6 +90,12 @@ def labels(draw, n: int):
 
 
 @st.composite
+def optional_labels(draw, n: int):
+    """labels(n) or None (class-agnostic), each about half of the time."""
+    return draw(labels(n)) if draw(st.booleans()) else None
+
+
+@st.composite
 def nms_options(draw, n: int):
     """Keyword arguments for matrix_nms: kernel, sigma, thresholds and top-k, each sometimes unset."""
     opts = {
@@ -113,7 +119,7 @@ def mask_problems(draw, max_n: int = 12, max_side: int = 24):
     m = draw(masks(max_n=max_n, max_side=max_side))
     n = len(m)
     s = draw(scores(n))
-    lab = draw(labels(n)) if draw(st.booleans()) else None
+    lab = draw(optional_labels(n))
     return s, m, lab, draw(nms_options(n))
 
 
@@ -122,5 +128,5 @@ def box_problems(draw, max_n: int = 12):
     b = draw(boxes(max_n=max_n))
     n = len(b)
     s = draw(scores(n))
-    lab = draw(labels(n)) if draw(st.booleans()) else None
+    lab = draw(optional_labels(n))
     return s, b, lab, draw(nms_options(n))

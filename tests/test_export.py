@@ -54,7 +54,7 @@ def padded_problems(draw, kind: str, with_options: bool = True):
     items = draw(strategies.masks(max_n=12, max_side=SIDE) if kind == "masks" else strategies.boxes(max_n=12))
     n = len(items)
     scores = draw(strategies.scores(n)).astype(np.float32)
-    labels = draw(strategies.labels(n)) if draw(st.booleans()) else None
+    labels = draw(strategies.optional_labels(n))
     options = draw(strategies.nms_options(n)) if with_options else {}
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     rows = np.sort(rng.choice(N_MAX, n, replace=False))

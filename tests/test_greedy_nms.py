@@ -67,7 +67,7 @@ def greedy_problems(draw, kind: str):
         masks, boxes = None, draw(strategies.boxes(max_n=14, integer=draw(st.booleans())))
         n = len(boxes)
     scores = draw(strategies.scores(n))
-    labels = draw(strategies.labels(n)) if draw(st.booleans()) else None
+    labels = draw(strategies.optional_labels(n))
     ious = ref.pairwise_iou(masks, boxes, labels)
     return scores, masks, boxes, labels, draw(thresholds(ious))
 
@@ -116,7 +116,7 @@ def soft_problems(draw, kind: str):
         scores = np.random.default_rng(seed).random(n)
     else:
         scores = draw(strategies.scores(n))
-    labels = draw(strategies.labels(n)) if draw(st.booleans()) else None
+    labels = draw(strategies.optional_labels(n))
     options = {
         "kernel": kernel,
         "sigma": draw(st.sampled_from([0.5, 0.1, 1.0, 2.0])),

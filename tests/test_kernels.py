@@ -118,7 +118,7 @@ def test_masks_to_boxes_equals_reference(backend, masks, fmt, dtype, contiguous)
 def test_matrix_nms_on_word_boundaries_agrees_with_reference(backend, masks, data):
     n = len(masks)
     scores = data.draw(strategies.scores(n))
-    labels = data.draw(strategies.labels(n)) if data.draw(st.booleans()) else None
+    labels = data.draw(strategies.optional_labels(n))
     options = data.draw(strategies.nms_options(n))
     if data.draw(st.booleans()):
         # areas at least the true ones: the union grows, every IoU shrinks

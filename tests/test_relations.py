@@ -168,7 +168,7 @@ def disjoint_boxes(draw, max_n=12):
 def test_without_overlaps_every_method_keeps_everything_unchanged(backend, boxes, kind, kernel, sigma, t, data):
     n = len(boxes)
     scores = data.draw(strategies.scores(n))
-    labels = data.draw(strategies.labels(n)) if data.draw(st.booleans()) else None
+    labels = data.draw(strategies.optional_labels(n))
     run = Methods(backend, scores, labels=labels, **items(kind, boxes))
     by_score = sorted(range(n), key=lambda i: (-scores[i], i))
     results = {"greedy": run.greedy(t), "matrix": run.matrix(kernel, sigma),
@@ -178,18 +178,23 @@ def test_without_overlaps_every_method_keeps_everything_unchanged(backend, boxes
         assert decayed.tolist() == scores[keep].tolist(), name
 
 
-# --- the top item ------------------------------------------------------------------------------------------
-
-
-@given(KINDS, st.data(), KERNELS, SIGMAS, st.floats(0, 1))
-def test_the_top_item_of_each_class_survives_with_its_score(backend, kind, data, kernel, sigma, t):
+def _draw_problem(data, kind: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
+    """({"masks": ...} or {"boxes": ...}, scores, labels or None) of a random problem of that kind."""
     if kind == "masks":
         things = {"masks": data.draw(strategies.masks(max_n=10, max_side=16))}
     else:
         things = {"boxes": data.draw(strategies.boxes(max_n=12))}
     n = len(next(iter(things.values())))
-    scores = data.draw(strategies.scores(n))
-    labels = data.draw(strategies.labels(n)) if data.draw(st.booleans()) else None
+    return things, data.draw(strategies.scores(n)), data.draw(strategies.optional_labels(n))
+
+
+# --- the top item ------------------------------------------------------------------------------------------
+
+
+@given(KINDS, st.data(), KERNELS, SIGMAS, st.floats(0, 1))
+def test_the_top_item_of_each_class_survives_with_its_score(backend, kind, data, kernel, sigma, t):
+    things, scores, labels = _draw_problem(data, kind)
+    n = len(scores)
     score_threshold = data.draw(st.sampled_from([None, 0.001, 0.3]))
     run = Methods(backend, scores, labels=labels, **things)
     results = {"greedy": run.greedy(t), "matrix": run.matrix(kernel, sigma),
@@ -259,13 +264,8 @@ def test_star_greedy_keeps_exactly_the_items_decayed_at_least_f_t(backend, star,
 
 @given(KINDS, st.data(), KERNELS, SIGMAS)
 def test_matrix_decay_is_at_most_f_of_the_iou_with_the_top_item(backend, kind, data, kernel, sigma):
-    if kind == "masks":
-        things = {"masks": data.draw(strategies.masks(max_n=10, max_side=16))}
-    else:
-        things = {"boxes": data.draw(strategies.boxes(max_n=12))}
-    n = len(next(iter(things.values())))
-    scores = data.draw(strategies.scores(n))
-    labels = data.draw(strategies.labels(n)) if data.draw(st.booleans()) else None
+    things, scores, labels = _draw_problem(data, kind)
+    n = len(scores)
     keep, decayed = Methods(backend, scores, labels=labels, **things).matrix(kernel, sigma)
     got = dict(zip(keep.tolist(), decayed.tolist()))
     iou = reference_iou(**things)
@@ -290,7 +290,7 @@ def invariance_problems(draw):
     else:
         things = {"boxes": draw(strategies.boxes(max_n=12))}
     n = len(next(iter(things.values())))
-    labels = draw(strategies.labels(n)) if draw(st.booleans()) else None
+    labels = draw(strategies.optional_labels(n))
     return things, draw(distinct_scores(n)), labels, draw(KERNELS), draw(SIGMAS), draw(st.floats(0, 1))
 
 
@@ -313,7 +313,7 @@ def test_permuting_the_input_permutes_keep(backend, problem, data):
 def test_translating_or_scaling_boxes_changes_nothing(backend, boxes, data, kernel, sigma, t):
     n = len(boxes)
     scores = data.draw(distinct_scores(n))
-    labels = data.draw(strategies.labels(n)) if data.draw(st.booleans()) else None
+    labels = data.draw(strategies.optional_labels(n))
     scale = data.draw(st.sampled_from([1.0, 0.1, 3.0, 10.0]) | st.floats(0.05, 20))
     shift = np.array(data.draw(st.tuples(st.floats(-100, 100), st.floats(-100, 100))) * 2)
     iou = reference.box_iou(boxes, boxes)
@@ -333,7 +333,7 @@ def test_boxes_and_their_rectangle_masks_give_identical_results(backend, boxes, 
     n = len(boxes)
     boxes = boxes - boxes.min(initial=0)  # rasterise on a canvas starting at 0
     scores = data.draw(strategies.scores(n))
-    labels = data.draw(strategies.labels(n)) if data.draw(st.booleans()) else None
+    labels = data.draw(strategies.optional_labels(n))
     as_boxes = Methods(backend, scores, labels=labels, **items("boxes", boxes)).all(kernel, sigma, t)
     as_masks = Methods(backend, scores, labels=labels, **items("masks", boxes)).all(kernel, sigma, t)
     for name in as_boxes:
