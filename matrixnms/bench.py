@@ -633,6 +633,12 @@ def _labels_kw(case: Case, place: tuple[str, str]) -> dict[str, Any]:
     return {} if s.labels is None else {"labels": to_library(s.labels, *place)}
 
 
+def _mask_inputs(case: Case, place: tuple[str, str]) -> tuple[Any, Any, Any]:
+    """(scores, masks, labels or None) of the case's mask scene, in the library and on the device of ``place``."""
+    s = scene(case)
+    return to_library(s.scores, *place), to_library(s.masks, *place), _labels_kw(case, place).get("labels")
+
+
 def _timed(fn: Callable[[], Any], library: str, device: str) -> Callable[[], Any]:
     if device != "cuda":
         return fn
@@ -710,9 +716,7 @@ def _paper_method(library: str, device: str) -> Method:
     name = _place_name(library, device)
 
     def build(case: Case) -> Callable[[], Any]:
-        s = scene(case)
-        scores, m = to_library(s.scores, *place), to_library(s.masks, *place)
-        labels = _labels_kw(case, place).get("labels")
+        scores, m, labels = _mask_inputs(case, place)
         fn = paper_matrix_nms_numpy if library == "numpy" else paper_matrix_nms_torch
         return _timed(lambda: fn(scores, m, labels, "gauss", SIGMA), *place)
 
@@ -734,9 +738,7 @@ def _greedy_detector(library: str, device: str) -> Method:
     name = _place_name(library, device)
 
     def build(case: Case) -> Callable[[], Any]:
-        s = scene(case)
-        scores, m = to_library(s.scores, *place), to_library(s.masks, *place)
-        labels = _labels_kw(case, place).get("labels")
+        scores, m, labels = _mask_inputs(case, place)
         fn = greedy_mask_nms_numpy if library == "numpy" else greedy_mask_nms_torch
         return _timed(lambda: fn(scores, m, IOU_THRESHOLD, labels), *place)
 
