@@ -1,38 +1,84 @@
-"""Backend detection and the kernel registry.
+"""Backend detection, the table of operations and the kernel registry.
 
 The library of the caller's arrays (NumPy, Torch, CuPy) is detected from their types, never by importing a
-library the caller has not imported. Each operation has one generic implementation written against the
-array API (``_generic``); faster kernels register themselves here per backend and are preferred in the
-order of ``_PREFERENCE`` when ``backend="auto"``.
+library the caller has not imported. Every operation of :data:`OPS` has one generic implementation written
+against the array API (the ``_generic*`` modules, registered as backend ``"generic"``); faster kernels
+register themselves per backend and are preferred in the order of ``_PREFERENCE`` when ``backend="auto"``.
 
-Kernel contract (what a registered kernel receives and returns; inputs are already validated):
-
-``"mask_iou"``: ``fn(masks_a, masks_b) -> ious``
-    masks (N, H, W) / (M, H, W) of any 0/1 dtype, ``masks_b`` may be None (masks_a vs itself);
-    returns (N, M) IoU in the library's default float dtype, on the input's device.
-``"masks_to_boxes"``: ``fn(masks, fmt) -> boxes``
-    fmt in {"xyxy", "xywh", "xyxy_inclusive"}; returns (N, 4) float32... see masks.masks_to_boxes.
-``"mask_decay"``: ``fn(masks, order, labels, areas, kernel, sigma, dtype) -> decay``
-    masks (N, H, W) the caller's full input; ``order`` (K,) int64 indices of the candidates sorted by
-    descending score; ``labels`` (K,) labels of the sorted candidates or None; ``areas`` (K,) float areas of
-    the sorted candidates or None (compute them); returns decay (K,) in ``dtype`` (float32/float64).
-``"box_decay"``: ``fn(boxes, order, labels, kernel, sigma, dtype) -> decay``
-    the same for (N, 4) xyxy boxes.
-``"mask_iou_sorted"``: ``fn(masks, order, labels) -> ious``
-    (K, K) float64 IoU between the candidates ``masks[order]``, 0 between different labels; used by the
-    greedy and Soft-NMS baselines.
-``"greedy_boxes"``, ``"greedy_iou"``, ``"soft_nms_boxes"``, ``"soft_nms_iou"``: the sequential loops of the
-    baselines (``matrixnms.baselines``); their contracts are in ``backends/_numba_greedy.py``.
-``"multiclass_matrix_nms"``: the batched per-class box kernel of ``matrixnms.multiclass``.
+:func:`resolve` is the only way to find an implementation: ``"auto"`` picks the best installed kernel (the
+generic path when none has the operation), ``"generic"`` the array-API path, and a named backend either has
+the operation or raises ``ValueError`` naming the operation and the backend. Kernels receive validated
+inputs and never validate.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Any, Callable
 
 import array_api_compat
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: the parameters every implementation takes (in this order) and what it returns."""
+
+    params: tuple[str, ...]
+    returns: str
+
+
+# The kernel contract, once. Inputs are already validated; arrays are the caller's (or derived from them),
+# results stay in the caller's library and on its device.
+OPS: dict[str, Op] = {
+    "mask_iou": Op(
+        ("masks_a", "masks_b"),
+        "(N, M) IoU of (N, H, W) vs (M, H, W) 0/1 masks (masks_b None: masks_a vs itself), 0 where the union "
+        "is 0; float64 (NumPy, CuPy) or torch's default float dtype"),
+    "masks_to_boxes": Op(
+        ("masks", "fmt"),
+        "(N, 4) float32 boxes of (N, H, W) masks in fmt 'xyxy' | 'xywh' | 'xyxy_inclusive'; 0 for empty masks"),
+    "box_iou": Op(
+        ("boxes_a", "boxes_b"),
+        "(N, M) IoU of xyxy boxes (boxes_b None: boxes_a vs itself) in the boxes' float dtype, 0 where the "
+        "union is 0"),
+    "mask_decay": Op(
+        ("masks", "order", "labels", "areas", "kernel", "sigma", "dtype"),
+        "(K,) Matrix NMS decay in dtype of the candidates masks[order] (order: (K,) int64, by descending "
+        "score); labels (K,) of the sorted candidates or None; areas (K,) of the sorted candidates or None "
+        "(computed)"),
+    "box_decay": Op(
+        ("boxes", "order", "labels", "kernel", "sigma", "dtype"),
+        "(K,) Matrix NMS decay in dtype of the candidates boxes[order], as mask_decay"),
+    "mask_iou_sorted": Op(
+        ("masks", "order", "labels"),
+        "(K, K) float64 IoU between masks[order], 0 between different labels (labels: of the sorted "
+        "candidates, or None)"),
+    "greedy_boxes": Op(
+        ("boxes", "order", "labels", "iou_threshold"),
+        "(K,) bool kept flags of greedy NMS over boxes[order] (by descending score, ties by lower index); "
+        "suppress when IoU > iou_threshold and same label"),
+    "greedy_iou": Op(
+        ("iou", "iou_threshold"),
+        "(K,) bool kept flags of greedy NMS from the (K, K) float64 IoU of score-sorted candidates"),
+    "soft_nms_boxes": Op(
+        ("boxes", "candidates", "scores", "labels", "kernel", "sigma", "iou_threshold", "score_threshold"),
+        "(positions (M,) int64 into candidates in selection order, values (M,) float64 scores at selection) "
+        "of Soft-NMS over boxes[candidates] (candidates: increasing index order, scores float64)"),
+    "soft_nms_iou": Op(
+        ("iou", "scores", "kernel", "sigma", "iou_threshold", "score_threshold"),
+        "as soft_nms_boxes, from the (K, K) float64 IoU of the candidates"),
+    "multiclass_matrix_nms": Op(
+        ("boxes", "scores", "classes", "score_threshold", "post_threshold", "kc", "width", "kernel", "sigma",
+         "normalized", "static"),
+        "(decayed (B, W), labels (B, W) int64, box index (B, W) int64, counts (B,) int64) of Paddle-style "
+        "per-class box Matrix NMS; rows at or beyond counts[b] are padding (see matrixnms.multiclass)"),
+}
+
+BACKENDS = ("auto", "generic", "numba", "torch", "cupy")
+_KERNEL_BACKENDS = ("generic", "numba", "torch", "cupy")
 
 _KERNELS: dict[tuple[str, str], Callable[..., Any]] = {}
 
@@ -47,20 +93,51 @@ _PREFERENCE: dict[str, tuple[str, ...]] = {
 
 # The package each backend needs: a named backend that isn't installed raises ImportError naming it.
 _PACKAGE = {"numba": "numba", "torch": "torch", "cupy": "cupy"}
-BACKENDS = ("auto", "generic", "numba", "torch", "cupy")
-# The modules that register each backend's kernels (matrixnms/backends/<module>.py).
+# The modules that register each backend's kernels (matrixnms/<module>.py).
 _MODULES = {
-    "numba": ("_numba", "_numba_greedy", "_numba_multiclass"),
-    "torch": ("_torch",),
-    "cupy": ("_cupy",),
+    "generic": ("_generic", "_generic_baselines", "_generic_multiclass"),
+    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass"),
+    "torch": ("backends._torch",),
+    "cupy": ("backends._cupy",),
 }
 _LOADED: set[str] = set()
 
+# Where code runs, as tests and benchmarks name it: (key, array library, device, backend= argument).
+# "auto" is not a place of its own: it is whichever of these ``resolve`` picks.
+PLACES: tuple[tuple[str, str, str, str], ...] = (
+    ("numpy-generic", "numpy", "cpu", "generic"),
+    ("numpy-numba", "numpy", "cpu", "numba"),
+    ("torch-generic", "torch", "cpu", "generic"),
+    ("torch-torch", "torch", "cpu", "torch"),
+    ("torch-numba", "torch", "cpu", "numba"),
+    ("torch-cuda-generic", "torch", "cuda", "generic"),
+    ("torch-cuda-torch", "torch", "cuda", "torch"),
+    ("cupy-generic", "cupy", "cuda", "generic"),
+    ("cupy-cupy", "cupy", "cuda", "cupy"),
+)
+
+
+def place_key(library: str, device: str, backend: str) -> str:
+    """The name of a place: ``"numpy-numba"``, ``"torch-cuda-torch"``, ..."""
+    return f"{library}-{backend}" if device == "cpu" else f"{library}-{device}-{backend}"
+
 
 def register(op: str, backend: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``kernel`` as the implementation of ``op`` on ``backend``."""
+    """Decorator: register ``kernel`` as the implementation of ``op`` on ``backend``.
+
+    Raises:
+        ValueError: for an operation not in :data:`OPS`, an unknown backend, or a kernel whose parameters
+            are not the operation's.
+    """
+    if op not in OPS:
+        raise ValueError(f"op must be one of {tuple(OPS)}, got {op!r}")
+    if backend not in _KERNEL_BACKENDS:
+        raise ValueError(f"backend must be one of {_KERNEL_BACKENDS}, got {backend!r}")
 
     def add(kernel: Callable[..., Any]) -> Callable[..., Any]:
+        params = tuple(inspect.signature(kernel).parameters)
+        if len(params) != len(OPS[op].params):
+            raise ValueError(f"a {op!r} kernel takes {OPS[op].params}, got {kernel.__qualname__}{params}")
         _KERNELS[op, backend] = kernel
         return kernel
 
@@ -71,11 +148,10 @@ def _load(name: str) -> bool:
     """Import the kernel modules of backend ``name`` if its package is installed; True when loaded."""
     if name in _LOADED:
         return True
-    if find_spec(_PACKAGE[name]) is None:
+    if name in _PACKAGE and find_spec(_PACKAGE[name]) is None:
         return False
     for module in _MODULES[name]:
-        if find_spec(f"matrixnms.backends.{module}") is not None:
-            importlib.import_module(f"matrixnms.backends.{module}")
+        importlib.import_module(f"matrixnms.{module}")
     _LOADED.add(name)
     return True
 
@@ -122,12 +198,32 @@ def check_backend(backend: str, x: Any) -> None:
         raise ImportError(f"backend {backend!r} needs the package {_PACKAGE[backend]!r}, which is not installed")
 
 
-def find_kernel(op: str, x: Any, backend: str = "auto") -> Callable[..., Any] | None:
-    """The registered kernel for ``op`` on arrays like ``x``, or None (the caller uses ``_generic``)."""
-    if backend == "generic":
-        return None
-    names = _PREFERENCE.get(device_kind(x), ()) if backend == "auto" else (backend,)
-    for name in names:
-        if _load(name) and (op, name) in _KERNELS:
-            return _KERNELS[op, name]
-    return None
+def resolve(op: str, x: Any, backend: str = "auto") -> tuple[str, Callable[..., Any]]:
+    """The implementation of ``op`` for arrays like ``x``: ``(backend name, function)``.
+
+    ``"auto"`` tries the installed kernels of ``x``'s library and device, best first, then the generic path;
+    ``"generic"`` is the array-API path; a named backend must have ``op``.
+
+    Raises:
+        ValueError: unknown ``op`` or ``backend``, a backend that cannot run on ``x``, or a named backend
+            without a kernel for ``op``.
+        ImportError: a named backend whose package is not installed.
+    """
+    if op not in OPS:
+        raise ValueError(f"op must be one of {tuple(OPS)}, got {op!r}")
+    check_backend(backend, x)
+    if backend not in ("auto", "generic"):
+        _load(backend)
+        if (op, backend) not in _KERNELS:
+            raise ValueError(f"backend {backend!r} has no kernel for {op}; use backend='auto' or 'generic'")
+        return backend, _KERNELS[op, backend]
+    if backend == "auto":
+        for name in _PREFERENCE.get(device_kind(x), ()):
+            if _load(name) and (op, name) in _KERNELS:
+                return name, _KERNELS[op, name]
+    _load("generic")
+    return "generic", _KERNELS[op, "generic"]
+
+
+__all__ = ["OPS", "Op", "BACKENDS", "PLACES", "place_key", "register", "resolve", "check_backend", "library_of",
+           "device_kind"]

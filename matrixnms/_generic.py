@@ -2,7 +2,7 @@
 
 Everything here is written once against the namespace ``xp`` of the caller's arrays (array-api-compat), so
 results stay in the caller's library and on its device. Large intermediates are chunked so that no step
-holds more than ``CHUNK_BYTES`` beyond the (K, K) IoU/intersection matrix it produces.
+holds more than ``_config.CHUNK_BYTES`` beyond the (K, K) IoU/intersection matrix it produces.
 
 Matrix NMS (SOLOv2, Eq. 4), for candidates sorted by descending score, ``iou[i, j]`` for i < j and the
 same label (0 elsewhere), ``cmax[i] = max_k iou[k, i]``:
@@ -21,18 +21,17 @@ from typing import Any, Callable
 
 import array_api_compat
 
-CHUNK_BYTES = 256 * 2**20
-# float32 sums of 0/1 values are exact below 2**24
-_EXACT_F32 = 2**24
+from . import _config
+from ._dispatch import register
 
 
-def _blocks(total: int, size: int):
+def blocks(total: int, size: int):
     size = max(1, int(size))
     for start in range(0, total, size):
         yield start, min(start + size, total)
 
 
-def _default_float(xp: Any, x: Any) -> Any:
+def default_float(xp: Any, x: Any) -> Any:
     if array_api_compat.is_torch_array(x):
         import torch
 
@@ -40,7 +39,7 @@ def _default_float(xp: Any, x: Any) -> Any:
     return xp.float64
 
 
-def _flat(xp: Any, masks: Any) -> Any:
+def flat(xp: Any, masks: Any) -> Any:
     n, h, w = masks.shape
     return xp.reshape(masks, (n, h * w))
 
@@ -60,13 +59,13 @@ def _intersections(xp: Any, flat_a: Any, flat_b: Any | None, rows_a: Any = None)
     n = flat_a.shape[0] if rows_a is None else rows_a.shape[0]
     m = n if flat_b is None else flat_b.shape[0]
     pixels = flat_a.shape[1]
-    work = xp.float32 if pixels < _EXACT_F32 else xp.float64
+    work = xp.float32 if pixels < _config.EXACT_F32 else xp.float64
     itemsize = 4 if work == xp.float32 else 8
-    step = min(max(1, CHUNK_BYTES // (itemsize * (n + m) + 1)), _EXACT_F32 - 1)
+    step = min(max(1, _config.CHUNK_BYTES // (itemsize * (n + m) + 1)), _config.EXACT_F32 - 1)
     inter = xp.zeros((n, m), dtype=work, device=dev)
     area_a = xp.zeros((n,), dtype=xp.float64, device=dev)
     area_b = xp.zeros((m,), dtype=xp.float64, device=dev) if flat_b is not None else None
-    for start, stop in _blocks(pixels, step):
+    for start, stop in blocks(pixels, step):
         a = flat_a[:, start:stop]
         if rows_a is not None:
             # integer indexing, not xp.take: torch's index_select on a strided bool view is ~100x slower
@@ -80,62 +79,66 @@ def _intersections(xp: Any, flat_a: Any, flat_b: Any | None, rows_a: Any = None)
     return inter, area_a, (area_a if area_b is None else area_b)
 
 
-def _ratio(xp: Any, inter: Any, union: Any) -> Any:
+def ratio(xp: Any, inter: Any, union: Any) -> Any:
     """inter / union, 0 where union is 0 (two empty masks or zero-area boxes)."""
     positive = union > 0
     return xp.where(positive, inter / xp.where(positive, union, xp.ones_like(union)), xp.zeros_like(union))
 
 
+@register("mask_iou", "generic")
 def mask_iou(masks_a: Any, masks_b: Any | None) -> Any:
     xp = array_api_compat.array_namespace(masks_a)
-    out = _default_float(xp, masks_a)
-    flat_b = None if masks_b is None else _flat(xp, masks_b)
-    inter, area_a, area_b = _intersections(xp, _flat(xp, masks_a), flat_b)
+    out = default_float(xp, masks_a)
+    flat_b = None if masks_b is None else flat(xp, masks_b)
+    inter, area_a, area_b = _intersections(xp, flat(xp, masks_a), flat_b)
     inter = xp.astype(inter, xp.float64)
-    iou = _ratio(xp, inter, area_a[:, None] + area_b[None, :] - inter)
+    iou = ratio(xp, inter, area_a[:, None] + area_b[None, :] - inter)
     return xp.astype(iou, out)
 
 
+@register("mask_iou_sorted", "generic")
 def mask_iou_sorted(masks: Any, order: Any, labels: Any | None) -> Any:
     xp = array_api_compat.array_namespace(masks)
-    inter, area, _ = _intersections(xp, _flat(xp, masks), None, rows_a=order)
+    inter, area, _ = _intersections(xp, flat(xp, masks), None, rows_a=order)
     inter = xp.astype(inter, xp.float64)
-    iou = _ratio(xp, inter, area[:, None] + area[None, :] - inter)
+    iou = ratio(xp, inter, area[:, None] + area[None, :] - inter)
     if labels is not None:
         iou = xp.where(labels[:, None] == labels[None, :], iou, xp.zeros_like(iou))
     return iou
 
 
-def _box_areas(xp: Any, boxes: Any) -> Any:
+def box_areas(xp: Any, boxes: Any) -> Any:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def _box_iou_block(xp: Any, a: Any, b: Any, area_a: Any, area_b: Any) -> Any:
+def box_iou_block(xp: Any, a: Any, b: Any, area_a: Any, area_b: Any) -> Any:
     width = xp.clip(xp.minimum(a[:, None, 2], b[None, :, 2]) - xp.maximum(a[:, None, 0], b[None, :, 0]), min=0)
     height = xp.clip(xp.minimum(a[:, None, 3], b[None, :, 3]) - xp.maximum(a[:, None, 1], b[None, :, 1]), min=0)
     inter = width * height
-    iou = _ratio(xp, inter, area_a[:, None] + area_b[None, :] - inter)
+    iou = ratio(xp, inter, area_a[:, None] + area_b[None, :] - inter)
     return xp.clip(iou, min=0, max=1)
 
 
 def _float_boxes(xp: Any, boxes: Any) -> Any:
     if xp.isdtype(boxes.dtype, "real floating"):
         return boxes
-    return xp.astype(boxes, _default_float(xp, boxes))
+    return xp.astype(boxes, default_float(xp, boxes))
 
 
+@register("box_iou", "generic")
 def box_iou(boxes_a: Any, boxes_b: Any | None) -> Any:
     xp = array_api_compat.array_namespace(boxes_a)
     a = _float_boxes(xp, boxes_a)
     b = a if boxes_b is None else xp.astype(_float_boxes(xp, boxes_b), a.dtype)
-    area_a, area_b = _box_areas(xp, a), _box_areas(xp, b)
-    rows = CHUNK_BYTES // (8 * 6 * max(1, b.shape[0]))
-    parts = [_box_iou_block(xp, a[s:e], b, area_a[s:e], area_b) for s, e in _blocks(a.shape[0], rows)]
+    area_a, area_b = box_areas(xp, a), box_areas(xp, b)
+    rows = _config.CHUNK_BYTES // (_config.BLOCK_BYTES_PER_PAIR * max(1, b.shape[0]))
+    parts = [box_iou_block(xp, a[s:e], b, area_a[s:e], area_b) for s, e in blocks(a.shape[0], rows)]
     if not parts:
         return xp.zeros((0, b.shape[0]), dtype=a.dtype, device=array_api_compat.device(a))
     return xp.concat(parts, axis=0)
 
 
+@register("masks_to_boxes", "generic")
 def masks_to_boxes(masks: Any, fmt: str) -> Any:
     xp = array_api_compat.array_namespace(masks)
     n, h, w = masks.shape
@@ -179,7 +182,7 @@ def decay_from_iou_blocks(
     if k == 0:
         return xp.zeros((0,), dtype=dtype, device=device)
     position = xp.arange(k, device=device)
-    width = CHUNK_BYTES // (8 * 6 * k)
+    width = _config.CHUNK_BYTES // (_config.BLOCK_BYTES_PER_PAIR * k)
 
     def masked(s: int, e: int) -> tuple[Any, Any]:
         valid = position[:, None] < position[None, s:e]
@@ -189,9 +192,9 @@ def decay_from_iou_blocks(
         return xp.where(valid, iou, xp.zeros_like(iou)), valid
 
     # cmax[i]: the largest IoU of candidate i with a higher-scored candidate of its label
-    cmax = xp.concat([xp.max(masked(s, e)[0], axis=0) for s, e in _blocks(k, width)])
+    cmax = xp.concat([xp.max(masked(s, e)[0], axis=0) for s, e in blocks(k, width)])
     parts = []
-    for s, e in _blocks(k, width):
+    for s, e in blocks(k, width):
         iou, valid = masked(s, e)
         if kernel == "gaussian":
             # candidate i may itself be suppressed: compensate by f(cmax[i]), in the exponent
@@ -206,27 +209,29 @@ def decay_from_iou_blocks(
     return xp.clip(xp.concat(parts), min=0, max=1)
 
 
+@register("mask_decay", "generic")
 def mask_decay(masks: Any, order: Any, labels: Any | None, areas: Any | None, kernel: str, sigma: float,
                dtype: Any) -> Any:
     xp = array_api_compat.array_namespace(masks)
     dev = array_api_compat.device(masks)
-    inter, computed, _ = _intersections(xp, _flat(xp, masks), None, rows_a=order)
+    inter, computed, _ = _intersections(xp, flat(xp, masks), None, rows_a=order)
     area = xp.astype(computed if areas is None else areas, dtype)
 
     def iou_block(s: int, e: int) -> Any:
         block = xp.astype(inter[:, s:e], dtype)
-        return _ratio(xp, block, area[:, None] + area[None, s:e] - block)
+        return ratio(xp, block, area[:, None] + area[None, s:e] - block)
 
     return decay_from_iou_blocks(xp, order.shape[0], iou_block, labels, kernel, sigma, dtype, dev)
 
 
+@register("box_decay", "generic")
 def box_decay(boxes: Any, order: Any, labels: Any | None, kernel: str, sigma: float, dtype: Any) -> Any:
     xp = array_api_compat.array_namespace(boxes)
     dev = array_api_compat.device(boxes)
     b = xp.astype(xp.take(boxes, order, axis=0), dtype)
-    area = _box_areas(xp, b)
+    area = box_areas(xp, b)
 
     def iou_block(s: int, e: int) -> Any:
-        return _box_iou_block(xp, b, b[s:e], area, area[s:e])
+        return box_iou_block(xp, b, b[s:e], area, area[s:e])
 
     return decay_from_iou_blocks(xp, order.shape[0], iou_block, labels, kernel, sigma, dtype, dev)

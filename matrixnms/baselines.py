@@ -37,14 +37,12 @@ from typing import Any, Callable, Literal
 
 import array_api_compat
 
-from . import _generic
-from ._dispatch import check_backend, find_kernel
+from ._dispatch import resolve
+from ._typing import Array
 from ._validate import (
     check_boxes, check_kernel, check_labels, check_masks, check_positive, check_scores, check_threshold,
     namespace,
 )
-
-Array = Any
 
 
 def _check_iou_threshold(name: str, value: Any) -> float:
@@ -64,72 +62,6 @@ def _empty_keep(xp: Any, scores: Array) -> Array:
     return xp.zeros((0,), dtype=xp.int64, device=array_api_compat.device(scores))
 
 
-# --- generic (array-API) loops: one vectorised step per candidate, no host sync ------------------------
-
-
-def _greedy_generic(xp: Any, k: int, over_rows: Callable[[int, int], Array], device: Any) -> Array:
-    """Greedy NMS over K candidates sorted by score.
-
-    Args:
-        over_rows: ``over_rows(s, e)`` returns the (e - s, K) bool matrix "candidate i (s <= i < e) would
-            suppress candidate j": IoU > threshold and same label. Only j > i is read.
-
-    Returns:
-        Array[K], bool: kept flags.
-    """
-    removed = xp.zeros((k,), dtype=xp.bool, device=device)
-    rows = max(1, _generic.CHUNK_BYTES // (8 * 6 * max(1, k)))
-    for s, e in _generic._blocks(k, rows):
-        over = over_rows(s, e)
-        for i in range(s, e):
-            # a removed candidate suppresses nothing: gate its row by its own flag instead of branching on
-            # it, which would cost a device-to-host copy per step
-            removed[i + 1:] |= over[i - s, i + 1:] & ~removed[i]
-    return ~removed
-
-
-def _soft_generic(
-    xp: Any, current: Array, iou_row: Callable[[Array], Array], kernel: str, sigma: float,
-    iou_threshold: float, score_threshold: float,
-) -> tuple[Array, Array]:
-    """Soft-NMS over K candidates in increasing input-index order.
-
-    Args:
-        current (Array[K], float64): the candidates' scores, all >= score_threshold.
-        iou_row: ``iou_row(i)`` with ``i`` an (1,) int64 array returns the (K,) float64 IoU of candidate i
-            with every candidate (0 across labels).
-
-    Returns:
-        (Array[M] int64, Array[M] float64): positions of the selected candidates in selection order and
-        their scores when selected.
-    """
-    k = current.shape[0]
-    device = array_api_compat.device(current)
-    position = xp.arange(k, dtype=xp.int64, device=device)
-    alive = xp.ones((k,), dtype=xp.bool, device=device)
-    picked = xp.zeros((k,), dtype=xp.int64, device=device)
-    values = xp.zeros((k,), dtype=xp.float64, device=device)
-    valid = xp.zeros((k,), dtype=xp.bool, device=device)
-    lowest = xp.full((k,), -float("inf"), dtype=xp.float64, device=device)
-    for step in range(k):
-        # argmax returns the first maximum, i.e. the lowest input index among equal current scores
-        i = xp.reshape(xp.argmax(xp.where(alive, current, lowest)), (1,))
-        # nothing left alive: argmax points at a dead candidate and this step changes nothing
-        ok = xp.take(alive, i)
-        picked[step:step + 1] = i
-        values[step:step + 1] = xp.take(current, i)
-        valid[step:step + 1] = ok
-        alive = alive & (position != i)
-        iou = iou_row(i)
-        if kernel == "gaussian":
-            factor = xp.exp(-(iou * iou) / sigma)
-        else:
-            factor = xp.where(iou > iou_threshold, 1 - iou, xp.ones_like(iou))
-        current = xp.where(alive, current * factor, current)
-        alive = alive & (current >= score_threshold)
-    return picked[valid], values[valid]
-
-
 # --- public functions -----------------------------------------------------------------------------------
 
 
@@ -146,7 +78,6 @@ def _greedy_order(xp: Any, scores: Array, labels: Array | None, iou_threshold: A
     if labels is not None:
         check_labels(xp, labels, n)
     threshold = _check_iou_threshold("iou_threshold", iou_threshold)
-    check_backend(backend, scores)
     if n == 0:
         return threshold, None, None
     order = _by_score(xp, scores)
@@ -157,24 +88,10 @@ def _greedy_boxes(boxes: Array, scores: Array, labels: Array | None, iou_thresho
     xp = namespace(boxes=boxes, scores=scores, labels=labels)
     threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
                                                     lambda n: check_boxes(xp, boxes, n))
+    _, greedy = resolve("greedy_boxes", scores, backend)
     if order is None:
         return _empty_keep(xp, scores)
-    n = order.shape[0]
-    kernel = find_kernel("greedy_boxes", scores, backend)
-    if kernel is not None:
-        kept = kernel(boxes, order, sorted_labels, threshold)
-    else:
-        b = xp.astype(xp.take(boxes, order, axis=0), xp.float64)
-        area = _generic._box_areas(xp, b)
-
-        def over_rows(s: int, e: int) -> Array:
-            over = _generic._box_iou_block(xp, b[s:e], b, area[s:e], area) > threshold
-            if sorted_labels is not None:
-                over = over & (sorted_labels[s:e, None] == sorted_labels[None, :])
-            return over
-
-        kept = _greedy_generic(xp, n, over_rows, array_api_compat.device(scores))
-    return order[kept]
+    return order[greedy(boxes, order, sorted_labels, threshold)]
 
 
 def nms(boxes: Array, scores: Array, iou_threshold: float, *, backend: str = "auto") -> Array:
@@ -232,17 +149,11 @@ def mask_nms(
     xp = namespace(masks=masks, scores=scores, labels=labels)
     threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
                                                     lambda n: check_masks(xp, masks, n))
+    _, iou_fn = resolve("mask_iou_sorted", scores, backend)
+    _, greedy = resolve("greedy_iou", scores, backend)
     if order is None:
         return _empty_keep(xp, scores)
-    n = order.shape[0]
-    iou_fn = find_kernel("mask_iou_sorted", scores, backend) or _generic.mask_iou_sorted
-    iou = iou_fn(masks, order, sorted_labels)
-    kernel = find_kernel("greedy_iou", scores, backend)
-    if kernel is not None:
-        kept = kernel(iou, threshold)
-    else:
-        kept = _greedy_generic(xp, n, lambda s, e: iou[s:e] > threshold, array_api_compat.device(scores))
-    return order[kept]
+    return order[greedy(iou_fn(masks, order, sorted_labels), threshold)]
 
 
 def soft_nms(
@@ -298,48 +209,24 @@ def soft_nms(
     sigma = check_positive("sigma", sigma)
     iou_threshold = _check_iou_threshold("iou_threshold", iou_threshold)
     score_threshold = check_threshold("score_threshold", score_threshold) or 0.0
-    check_backend(backend, scores)
+    if masks is not None:
+        _, iou_fn = resolve("mask_iou_sorted", scores, backend)
+        _, soft = resolve("soft_nms_iou", scores, backend)
+    else:
+        _, soft = resolve("soft_nms_boxes", scores, backend)
 
     device = array_api_compat.device(scores)
     # candidates in increasing index order, so that "first maximum" means "lowest index" in the loops
     candidates = xp.arange(n, dtype=xp.int64, device=device)[scores >= score_threshold]
-    k = candidates.shape[0]
-    if k == 0:
+    if candidates.shape[0] == 0:
         return _empty_keep(xp, scores), xp.zeros((0,), dtype=scores.dtype, device=device)
     current = xp.astype(xp.take(scores, candidates), xp.float64)
     cand_labels = None if labels is None else xp.take(labels, candidates)
     options = (kernel, sigma, iou_threshold, score_threshold)
-
     if masks is not None:
-        iou_fn = find_kernel("mask_iou_sorted", scores, backend) or _generic.mask_iou_sorted
-        iou = iou_fn(masks, candidates, cand_labels)
-        fn = find_kernel("soft_nms_iou", scores, backend)
-        if fn is not None:
-            positions, values = fn(iou, current, *options)
-        else:
-            positions, values = _soft_generic(xp, current, lambda i: xp.take(iou, i, axis=0)[0], *options)
+        positions, values = soft(iou_fn(masks, candidates, cand_labels), current, *options)
     else:
-        fn = find_kernel("soft_nms_boxes", scores, backend)
-        if fn is not None:
-            positions, values = fn(boxes, candidates, current, cand_labels, *options)
-        else:
-            b = xp.astype(xp.take(boxes, candidates, axis=0), xp.float64)
-            area = _generic._box_areas(xp, b)
-
-            def iou_rows(rows: Array) -> Array:
-                block = _generic._box_iou_block(xp, xp.take(b, rows, axis=0), b, xp.take(area, rows), area)
-                if cand_labels is None:
-                    return block
-                same = xp.take(cand_labels, rows)[:, None] == cand_labels[None, :]
-                return xp.where(same, block, xp.zeros_like(block))
-
-            if 8 * k * k <= _generic.CHUNK_BYTES:
-                # the whole (K, K) matrix fits the budget: one row lookup per step instead of ~20 small ops
-                iou = xp.concat([iou_rows(xp.arange(s, e, dtype=xp.int64, device=device))
-                                 for s, e in _generic._blocks(k, _generic.CHUNK_BYTES // (8 * 6 * k))], axis=0)
-                positions, values = _soft_generic(xp, current, lambda i: xp.take(iou, i, axis=0)[0], *options)
-            else:
-                positions, values = _soft_generic(xp, current, lambda i: iou_rows(i)[0], *options)
+        positions, values = soft(boxes, candidates, current, cand_labels, *options)
 
     keep = xp.take(candidates, positions)
     decayed = xp.astype(values, scores.dtype)

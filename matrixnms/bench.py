@@ -444,20 +444,18 @@ def _probe(library: str, device: str) -> Any:
 def _registered(op: str | None, library: str, device: str, backend: str) -> bool:
     if op is None or place_reason(library, device):
         return False
-    return _dispatch.find_kernel(op, _probe(library, device), backend) is not None
+    try:
+        _dispatch.resolve(op, _probe(library, device), backend)
+    except ValueError:
+        return False
+    return True
 
 
 def auto_backend(op: str | None, library: str, device: str) -> str | None:
     """The backend ``backend="auto"`` picks for ``op`` on ``library``/``device`` arrays ("generic" if none)."""
     if op is None or place_reason(library, device):
         return None
-    kernel = _dispatch.find_kernel(op, _probe(library, device), "auto")
-    if kernel is None:
-        return "generic"
-    for (name_op, name), fn in _dispatch._KERNELS.items():
-        if name_op == op and fn is kernel:
-            return name
-    return "generic"
+    return _dispatch.resolve(op, _probe(library, device), "auto")[0]
 
 
 # ---- reference results for the checks (computed once per case) ----------------------------------------

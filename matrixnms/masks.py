@@ -7,13 +7,11 @@ pycocotools' ``mask.iou``). Box IoU follows torchvision's ``box_iou``, except th
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from . import _generic
-from ._dispatch import check_backend, find_kernel
+from ._dispatch import resolve
+from ._typing import Array
 from ._validate import check_boxes, check_masks, namespace
-
-Array = Any
 BOX_FORMATS = ("xyxy", "xywh", "xyxy_inclusive")
 
 
@@ -36,8 +34,7 @@ def mask_iou(masks_a: Array, masks_b: Array | None = None, *, backend: str = "au
         if tuple(masks_b.shape[1:]) != tuple(masks_a.shape[1:]):
             raise ValueError(f"masks_b must have the same H, W as masks_a {tuple(masks_a.shape[1:])}, "
                              f"got {tuple(masks_b.shape[1:])}")
-    check_backend(backend, masks_a)
-    fn = find_kernel("mask_iou", masks_a, backend) or _generic.mask_iou
+    _, fn = resolve("mask_iou", masks_a, backend)
     return fn(masks_a, masks_b)
 
 
@@ -55,7 +52,8 @@ def box_iou(boxes_a: Array, boxes_b: Array | None = None) -> Array:
     check_boxes(xp, boxes_a, name="boxes_a")
     if boxes_b is not None:
         check_boxes(xp, boxes_b, name="boxes_b")
-    return _generic.box_iou(boxes_a, boxes_b)
+    _, fn = resolve("box_iou", boxes_a)
+    return fn(boxes_a, boxes_b)
 
 
 def masks_to_boxes(
@@ -76,6 +74,5 @@ def masks_to_boxes(
     check_masks(xp, masks)
     if format not in BOX_FORMATS:
         raise ValueError(f"format must be one of {BOX_FORMATS}, got {format!r}")
-    check_backend(backend, masks)
-    fn = find_kernel("masks_to_boxes", masks, backend) or _generic.masks_to_boxes
+    _, fn = resolve("masks_to_boxes", masks, backend)
     return fn(masks, format)

@@ -16,11 +16,9 @@ from typing import Any, Literal
 
 import array_api_compat
 
-from . import _generic
-from ._dispatch import check_backend, find_kernel
+from ._dispatch import resolve
+from ._typing import Array
 from ._validate import check_areas, check_boxes, check_labels, check_masks, check_nms_options, check_scores, namespace
-
-Array = Any
 
 
 def _compute_dtype(xp: Any, scores: Array) -> Any:
@@ -85,7 +83,8 @@ def matrix_nms(
         check_areas(xp, mask_areas, n)
     sigma, score_threshold, post_threshold, pre_top_k, post_top_k = check_nms_options(
         kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
-    check_backend(backend, scores)
+    op = "mask_decay" if masks is not None else "box_decay"
+    _, decay_fn = resolve(op, scores, backend)
 
     device = array_api_compat.device(scores)
     dtype = _compute_dtype(xp, scores)
@@ -100,10 +99,8 @@ def matrix_nms(
 
     if masks is not None:
         areas = None if mask_areas is None else xp.take(mask_areas, order)
-        decay_fn = find_kernel("mask_decay", scores, backend) or _generic.mask_decay
         decay = decay_fn(masks, order, sorted_labels, areas, kernel, sigma, dtype)
     else:
-        decay_fn = find_kernel("box_decay", scores, backend) or _generic.box_decay
         decay = decay_fn(boxes, order, sorted_labels, kernel, sigma, dtype)
     decayed = xp.astype(xp.take(scores, order), dtype) * decay
 

@@ -7,8 +7,8 @@ from importlib.util import find_spec
 import numpy as np
 import pytest
 
-from conftest import requires
-from matrixnms import box_iou, mask_iou, masks_to_boxes, matrix_nms
+from helpers import requires
+from matrixnms import box_iou, mask_iou, masks_to_boxes, matrix_nms, nms
 
 S = np.array([0.9, 0.8])
 M = np.zeros((2, 4, 4), dtype=bool)
@@ -102,3 +102,34 @@ def test_masks_to_boxes_rejects_unknown_format():
 def test_box_iou_rejects_wrong_shape():
     with pytest.raises(ValueError, match=r"boxes_b must have shape \(N, 4\), got \(4,\)"):
         box_iou(B, B[0])
+
+
+@requires("torch")
+def test_named_backend_without_the_operation_raises_naming_both():
+    import torch
+
+    scores, boxes = torch.from_numpy(S), torch.from_numpy(B)
+    with pytest.raises(ValueError, match="backend 'torch' has no kernel for box_decay"):
+        matrix_nms(scores, boxes=boxes, backend="torch")
+    with pytest.raises(ValueError, match="backend 'torch' has no kernel for greedy_boxes"):
+        nms(boxes, scores, 0.5, backend="torch")
+    # auto still runs: the best installed path (Numba on CPU tensors, else the generic one)
+    assert matrix_nms(scores, boxes=boxes)[0].shape == (2,)
+
+
+def test_register_rejects_an_unknown_operation_backend_or_signature():
+    from matrixnms._dispatch import register
+
+    with pytest.raises(ValueError, match="op must be one of .*, got 'mask_ious'"):
+        register("mask_ious", "numba")
+    with pytest.raises(ValueError, match="backend must be one of .*, got 'jax'"):
+        register("mask_iou", "jax")
+    with pytest.raises(ValueError, match="a 'mask_iou' kernel takes \\('masks_a', 'masks_b'\\)"):
+        register("mask_iou", "numba")(lambda masks: masks)
+
+
+def test_resolve_rejects_an_unknown_operation():
+    from matrixnms._dispatch import resolve
+
+    with pytest.raises(ValueError, match="op must be one of .*, got 'decay'"):
+        resolve("decay", S)

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import strategies
-from conftest import assert_close
+from helpers import assert_close
 
 torch = pytest.importorskip("torch")
 

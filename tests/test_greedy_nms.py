@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import reference_baselines as ref
 import strategies
-from conftest import assert_close, requires
-from matrixnms import _generic, batched_nms, mask_nms, nms, soft_nms
+from helpers import assert_close, requires
+from matrixnms import _config, batched_nms, mask_nms, nms, soft_nms
 
 
 def _put(backend, labels):
@@ -24,15 +24,19 @@ def greedy(backend, scores, iou_threshold, masks=None, boxes=None, labels=None):
     """The greedy baseline on ``backend`` (mask_nms, batched_nms or nms); NumPy keep after type checks."""
     s = backend.asarray(scores)
     if masks is not None:
-        keep = mask_nms(backend.asarray(masks), s, iou_threshold, _put(backend, labels), backend=backend.kernel)
+        keep = mask_nms(backend.asarray(masks), s, iou_threshold, _put(backend, labels),
+                        backend=backend.for_op("mask_iou_sorted", "greedy_iou"))
     elif labels is not None:
         keep = batched_nms(backend.asarray(boxes), s, backend.asarray(labels), iou_threshold,
-                           backend=backend.kernel)
+                           backend=backend.for_op("greedy_boxes"))
     else:
-        keep = nms(backend.asarray(boxes), s, iou_threshold, backend=backend.kernel)
+        keep = nms(backend.asarray(boxes), s, iou_threshold, backend=backend.for_op("greedy_boxes"))
     assert backend.same_place(keep)
     assert str(keep.dtype).endswith("int64")
     return backend.to_numpy(keep)
+
+
+SOFT_OPS = {"masks": ("mask_iou_sorted", "soft_nms_iou"), "boxes": ("soft_nms_boxes",)}
 
 
 def soft(backend, scores, masks=None, boxes=None, labels=None, **options):
@@ -40,7 +44,8 @@ def soft(backend, scores, masks=None, boxes=None, labels=None, **options):
     s = backend.asarray(scores)
     keep, decayed = soft_nms(s, None if masks is None else backend.asarray(masks),
                              boxes=None if boxes is None else backend.asarray(boxes), labels=_put(backend, labels),
-                             backend=backend.kernel, **options)
+                             backend=backend.for_op(*SOFT_OPS["masks" if masks is not None else "boxes"]),
+                             **options)
     assert backend.same_place(keep) and backend.same_place(decayed)
     assert str(keep.dtype).endswith("int64")
     assert decayed.dtype == s.dtype
@@ -154,7 +159,7 @@ def test_soft_nms_float32_scores_round_only_at_the_end(backend, problem):
 def test_a_tiny_memory_budget_changes_nothing(backend, soft_problem, greedy_problem):
     # one IoU row at a time: Soft-NMS recomputes each row on the fly, greedy NMS works one row block at a time
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_generic, "CHUNK_BYTES", 64)
+        patch.setattr(_config, "CHUNK_BYTES", 64)
         check_soft_and_greedy(backend, soft_problem, greedy_problem)
 
 
@@ -302,7 +307,7 @@ def test_torch_inputs_that_require_grad_are_accepted():
 
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0]], requires_grad=True)
     scores = torch.tensor([0.9, 0.8], requires_grad=True)
-    for kernel in ("auto", "generic", "torch") + (("numba",) if find_spec("numba") else ()):
+    for kernel in ("auto", "generic") + (("numba",) if find_spec("numba") else ()):
         assert nms(boxes, scores, 0.5, backend=kernel).tolist() == [0]
         keep, decayed = soft_nms(scores, boxes=boxes, backend=kernel)
         assert keep.tolist() == [0, 1]

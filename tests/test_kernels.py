@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 import reference
 import strategies
-from conftest import BACKENDS, assert_close, make_backend, requires
-from matrixnms import _generic, mask_iou, masks_to_boxes, matrix_nms
-from matrixnms._dispatch import find_kernel
+from helpers import BACKENDS, assert_close, make_backend, requires
+from matrixnms import _config, mask_iou, masks_to_boxes, matrix_nms
+from matrixnms._dispatch import resolve
 
 KERNEL_BACKENDS = [p for p in BACKENDS if make_backend(p.values[0]).kernel != "generic"]
 on_kernels = pytest.mark.parametrize("backend", KERNEL_BACKENDS, indirect=True)
@@ -108,7 +108,7 @@ def test_mask_iou_between_two_sets_equals_reference_exactly(backend, masks, data
 @on_kernels
 @given(word_masks(), st.sampled_from(FORMATS), st.sampled_from(["bool", "float64"]), st.booleans())
 def test_masks_to_boxes_equals_reference(backend, masks, fmt, dtype, contiguous):
-    boxes = masks_to_boxes(as_input(backend, masks, dtype, contiguous), fmt, backend=backend.kernel)
+    boxes = masks_to_boxes(as_input(backend, masks, dtype, contiguous), fmt, backend=backend.for_op("masks_to_boxes"))
     assert backend.same_place(boxes) and str(boxes.dtype).endswith("float32")
     np.testing.assert_array_equal(backend.to_numpy(boxes), reference.masks_to_boxes(masks, fmt))
 
@@ -135,8 +135,7 @@ def test_mask_iou_sorted_kernel_equals_reference(backend, masks, data):
     order = np.asarray(data.draw(st.permutations(range(n))), dtype=np.int64)[:data.draw(st.integers(0, n))]
     labels = data.draw(strategies.labels(n))[order] if data.draw(st.booleans()) else None
     x = backend.asarray(masks)
-    kernel = find_kernel("mask_iou_sorted", x, backend.kernel)
-    assert kernel is not None
+    _, kernel = resolve("mask_iou_sorted", x, backend.kernel)
     ious = kernel(x, backend.asarray(order), None if labels is None else backend.asarray(labels))
     assert backend.same_place(ious) and str(ious.dtype).endswith("float64")
     expected = reference.mask_iou(masks[order], masks[order])
@@ -167,7 +166,7 @@ def crowd(n: int, h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 def test_many_blocks_chunks_and_threads_agree_with_reference(backend, monkeypatch, kernel, labelled):
     # small budgets force several decay column blocks (Numba), pixel chunks (Torch) and conversion
     # slices, and the parallel path even for this small input
-    monkeypatch.setattr(_generic, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(_config, "CHUNK_BYTES", 4096)
     if backend.kernel == "numba":
         numba_kernels = importlib.import_module("matrixnms.backends._numba")
         monkeypatch.setattr(numba_kernels, "BLOCK_BYTES", 1)
@@ -199,7 +198,7 @@ def test_box_decay_over_several_blocks_agrees_with_reference(backend, monkeypatc
     for kernel in ("gaussian", "linear"):
         keep, decayed = matrix_nms(backend.asarray(scores), boxes=backend.asarray(boxes),
                                    labels=None if labels is None else backend.asarray(labels),
-                                   kernel=kernel, backend=backend.kernel)
+                                   kernel=kernel, backend=backend.for_op("box_decay"))
         ref_keep, ref_decayed = reference.matrix_nms(scores, boxes=boxes, labels=labels, kernel=kernel)
         assert backend.to_numpy(keep).tolist() == ref_keep
         assert_close(backend.to_numpy(decayed), np.asarray(ref_decayed), "float64")
@@ -239,7 +238,7 @@ def test_edge_cases_agree_with_reference(backend, name):
         nms_against_reference(backend, scores, masks, np.arange(n) % 2, kernel=kernel, post_top_k=3)
     assert_exact_iou(iou_of(backend, backend.asarray(masks)), reference.mask_iou(masks, masks))
     for fmt in FORMATS:
-        boxes = masks_to_boxes(backend.asarray(masks), fmt, backend=backend.kernel)
+        boxes = masks_to_boxes(backend.asarray(masks), fmt, backend=backend.for_op("masks_to_boxes"))
         np.testing.assert_array_equal(backend.to_numpy(boxes), reference.masks_to_boxes(masks, fmt))
 
 
@@ -254,7 +253,7 @@ def test_exact_duplicates_with_linear_kernel_never_give_nan(backend):
     assert backend.to_numpy(keep).tolist() == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("backend", [p for p in KERNEL_BACKENDS if p.values[0] in ("numba", "torch-numba")],
+@pytest.mark.parametrize("backend", [p for p in KERNEL_BACKENDS if p.values[0] in ("numpy-numba", "torch-numba")],
                          indirect=True)
 def test_concurrent_calls_from_threads_agree(backend, monkeypatch):
     # the parallel path even for this small input: several calls share the helper threads

@@ -69,7 +69,7 @@ def test_mask_iou_empty_sets(backend):
 
 @given(strategies.masks(max_n=10), st.sampled_from(["xyxy", "xywh", "xyxy_inclusive"]))
 def test_masks_to_boxes_equals_reference(backend, masks, fmt):
-    boxes = backend.to_numpy(masks_to_boxes(backend.asarray(masks), fmt, backend=backend.kernel))
+    boxes = backend.to_numpy(masks_to_boxes(backend.asarray(masks), fmt, backend=backend.for_op("masks_to_boxes")))
     assert boxes.dtype == np.float32 and boxes.shape == (len(masks), 4)
     np.testing.assert_array_equal(boxes, reference.masks_to_boxes(masks, fmt))
 
@@ -84,7 +84,7 @@ def test_masks_to_boxes_xywh_equals_pycocotools_to_bbox(masks):
 def test_masks_to_boxes_hand_worked(backend):
     masks = np.zeros((2, 5, 6), dtype=bool)
     masks[0, 1:3, 2:5] = True  # rows 1..2, columns 2..4
-    out = {fmt: backend.to_numpy(masks_to_boxes(backend.asarray(masks), fmt, backend=backend.kernel))
+    out = {fmt: backend.to_numpy(masks_to_boxes(backend.asarray(masks), fmt, backend=backend.for_op("masks_to_boxes")))
            for fmt in ("xyxy", "xywh", "xyxy_inclusive")}
     assert out["xyxy"].tolist() == [[2, 1, 5, 3], [0, 0, 0, 0]]
     assert out["xywh"].tolist() == [[2, 1, 3, 2], [0, 0, 0, 0]]

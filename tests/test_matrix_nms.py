@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import reference
 import strategies
-from conftest import RTOL, assert_close
+from helpers import RTOL, assert_close
 from matrixnms import matrix_nms
 
 
@@ -27,7 +27,7 @@ def run(backend, scores, masks=None, boxes=None, labels=None, **options):
         kwargs["labels"] = backend.asarray(labels)
     if kwargs.get("mask_areas") is not None:
         kwargs["mask_areas"] = backend.asarray(kwargs["mask_areas"])
-    keep, decayed = matrix_nms(s, backend=backend.kernel, **kwargs)
+    keep, decayed = matrix_nms(s, backend=backend.for_op("mask_decay" if masks is not None else "box_decay"), **kwargs)
     assert backend.same_place(keep) and backend.same_place(decayed)
     assert str(keep.dtype).endswith("int64")
     assert decayed.dtype == s.dtype

@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import reference_paddle
-from conftest import ATOL, RTOL, requires
+from helpers import ATOL, RTOL, requires
 from matrixnms import multiclass_matrix_nms, multiclass_matrix_nms_padded
 
 # Keeps the loop reference fast: about this many (candidate, candidate) pairs per drawn batch at most
@@ -98,7 +98,7 @@ def run(backend, boxes, scores, padded=False, **options):
     """The library on ``backend``; NumPy results after checking library, device and dtypes."""
     fn = multiclass_matrix_nms_padded if padded else multiclass_matrix_nms
     b, s = backend.asarray(boxes), backend.asarray(scores)
-    out, rois_num, index = fn(b, s, backend=backend.kernel, **options)
+    out, rois_num, index = fn(b, s, backend=backend.for_op("multiclass_matrix_nms"), **options)
     for x in (out, rois_num, index):
         assert backend.same_place(x)
     assert out.dtype == s.dtype
@@ -378,7 +378,7 @@ def test_integer_boxes_and_mixed_float_types(backend):
     out, _, _ = run(backend, boxes.astype(np.int64), scores, **options)
     np.testing.assert_array_equal(out, expected)
     b, s = backend.asarray(boxes.astype(np.float64)), backend.asarray(scores.astype(np.float32))
-    out = multiclass_matrix_nms(b, s, backend=backend.kernel, **options)[0]
+    out = multiclass_matrix_nms(b, s, backend=backend.for_op("multiclass_matrix_nms"), **options)[0]
     assert str(out.dtype).endswith("float64")  # the boxes' precision is kept in ``out``
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import reference
 import strategies
-from conftest import ATOL, RTOL, assert_close
+from helpers import ATOL, RTOL, assert_close
 from matrixnms import batched_nms, mask_nms, matrix_nms, nms, soft_nms
 
 KERNELS = st.sampled_from(["gaussian", "linear"])
@@ -58,21 +58,26 @@ class Methods:
         return keep, b.to_numpy(decayed)
 
     def greedy(self, iou_threshold):
-        k = self.backend.kernel
         if self.masks is not None:
+            k = self.backend.for_op("mask_iou_sorted", "greedy_iou")
             return self._out(mask_nms(self.masks, self.s, iou_threshold, self.labels, backend=k))
+        k = self.backend.for_op("greedy_boxes")
         if self.labels is not None:
             return self._out(batched_nms(self.boxes, self.s, self.labels, iou_threshold, backend=k))
         return self._out(nms(self.boxes, self.s, iou_threshold, backend=k))
 
     def matrix(self, kernel="gaussian", sigma=0.5):
         return self._out(*matrix_nms(self.s, self.masks, boxes=self.boxes, labels=self.labels, kernel=kernel,
-                                     sigma=sigma, backend=self.backend.kernel))
+                                     sigma=sigma,
+                                     backend=self.backend.for_op("mask_decay" if self.masks is not None
+                                                                 else "box_decay")))
 
     def soft(self, kernel="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001):
         return self._out(*soft_nms(self.s, self.masks, boxes=self.boxes, labels=self.labels, kernel=kernel,
                                    sigma=sigma, iou_threshold=iou_threshold, score_threshold=score_threshold,
-                                   backend=self.backend.kernel))
+                                   backend=self.backend.for_op(*(("mask_iou_sorted", "soft_nms_iou")
+                                                                 if self.masks is not None
+                                                                 else ("soft_nms_boxes",)))))
 
     def soft_like_matrix(self, kernel, sigma):
         """Soft-NMS with the settings under which it equals Matrix NMS on two items or a star."""

@@ -15,7 +15,7 @@ from matrixnms._transcription import (
     greedy_mask_nms_numpy, greedy_mask_nms_torch, paper_matrix_nms_numpy, paper_matrix_nms_torch,
 )
 
-from conftest import requires
+from helpers import requires
 
 
 def _decayed_by_index(n, keep, decayed):

@@ -16,7 +16,7 @@ from typing import Any
 import array_api_compat
 import cupy
 
-from .. import _generic
+from .. import _config, _generic
 from .._dispatch import register
 
 _SOURCE = Path(__file__).with_name("cuda").joinpath("mask_iou.cu")
@@ -47,7 +47,7 @@ def _packed(masks: Any, rows: Any) -> Any:
     if flat.dtype.itemsize == 1 and flat.dtype.kind in "biu":
         parts = [(0, flat.view(cupy.uint8), rows)]
     else:
-        step = max(1, _generic.CHUNK_BYTES // max(1, pixels))
+        step = max(1, _config.CHUNK_BYTES // max(1, pixels))
         parts = [(s, (flat[rows[s:s + step]] != 0).view(cupy.uint8), cupy.arange(min(step, k - s)))
                  for s in range(0, k, step)]
     kernel = _module().get_function("pack_bits")
@@ -82,7 +82,7 @@ def _areas(packed: Any) -> Any:
 def _iou(inter: Any, area_a: Any, area_b: Any, dtype: Any) -> Any:
     xp = array_api_compat.array_namespace(inter)
     inter = inter.astype(dtype)
-    return _generic._ratio(xp, inter, area_a.astype(dtype)[:, None] + area_b.astype(dtype)[None, :] - inter)
+    return _generic.ratio(xp, inter, area_a.astype(dtype)[:, None] + area_b.astype(dtype)[None, :] - inter)
 
 
 def _rows(masks: Any) -> Any:
@@ -116,7 +116,7 @@ def mask_decay(masks: Any, order: Any, labels: Any | None, areas: Any | None, ke
 
     def iou_block(s: int, e: int) -> Any:
         block = inter[:, s:e].astype(dtype)
-        return _generic._ratio(xp, block, area[:, None] + area[None, s:e] - block)
+        return _generic.ratio(xp, block, area[:, None] + area[None, s:e] - block)
 
     return _generic.decay_from_iou_blocks(xp, order.shape[0], iou_block, labels, kernel, sigma, dtype,
                                           array_api_compat.device(masks))

@@ -2,7 +2,7 @@
 
 They serve NumPy arrays and Torch CPU tensors (which share memory with NumPy, so nothing is copied on the way
 in); results come back in the caller's library. Inputs are already validated. Box IoU is computed on the
-fly in float64 with exactly the operations of ``_generic._box_iou_block`` (so decisions at the threshold match
+fly in float64 with exactly the operations of ``_generic.box_iou_block`` (so decisions at the threshold match
 the generic path bit for bit): ``w = max(min(x2) - max(x1), 0)``, ``inter = w * h``,
 ``union = (area_i + area_j) - inter``, ``iou = inter / union`` (0 when ``union <= 0``), clipped to [0, 1].
 

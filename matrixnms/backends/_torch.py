@@ -4,7 +4,7 @@ The paper's pseudo-code multiplies float32 masks; here the 0/1 masks are multipl
 accumulation (``torch._int_mm``: tensor cores on CUDA, VNNI/AMX on x86), so every intersection count is
 exact for any mask size, and the (K, H*W) operands take a quarter of the float32 memory. Bool, uint8 and
 int8 masks are gathered as they are and reinterpreted as int8; the pixel axis is processed in chunks of at
-most ``_generic.CHUNK_BYTES`` of gathered candidates, so memory stays bounded for large N * H * W. The
+most ``_config.CHUNK_BYTES`` of gathered candidates, so memory stays bounded for large N * H * W. The
 decay itself is ``_generic.decay_from_iou_blocks`` (column blocks of the K x K IoU).
 
 Measured on a 2-core x86 CPU, N = 500 masks of 200 x 336: the int8 product is about 4x faster than the
@@ -22,7 +22,7 @@ from __future__ import annotations
 import array_api_compat.torch as torch_xp
 import torch
 
-from .. import _generic
+from .. import _config, _generic
 from .._dispatch import register
 
 # Row / inner-dimension padding that satisfies torch._int_mm on CUDA (rows > 16, sizes multiple of 8).
@@ -81,7 +81,7 @@ def _counts(masks_a: torch.Tensor, rows_a: torch.Tensor, masks_b: torch.Tensor |
     area_a = torch.zeros(rows_a.shape[0], dtype=wide, device=device)
     area_b = None if rows_b is None else torch.zeros(rows_b.shape[0], dtype=wide, device=device)
     # one chunk of the gathered operands (int8) stays within CHUNK_BYTES; int32 sums of a chunk can't overflow
-    step = min(max(_ALIGN, _generic.CHUNK_BYTES // (inter.shape[0] + inter.shape[1]) // _ALIGN * _ALIGN), 2**30)
+    step = min(max(_ALIGN, _config.CHUNK_BYTES // (inter.shape[0] + inter.shape[1]) // _ALIGN * _ALIGN), 2**30)
     for start in range(0, pixels, step):
         stop = min(start + step, pixels)
         a = _gather(flat_a, rows_a, start, stop)
@@ -100,7 +100,7 @@ def _counts(masks_a: torch.Tensor, rows_a: torch.Tensor, masks_b: torch.Tensor |
 
 def _iou(inter: torch.Tensor, area_a: torch.Tensor, area_b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     inter = inter.to(dtype)
-    return _generic._ratio(torch_xp, inter, area_a.to(dtype)[:, None] + area_b.to(dtype)[None, :] - inter)
+    return _generic.ratio(torch_xp, inter, area_a.to(dtype)[:, None] + area_b.to(dtype)[None, :] - inter)
 
 
 def _arange(masks: torch.Tensor) -> torch.Tensor:
@@ -134,6 +134,6 @@ def mask_decay(masks: torch.Tensor, order: torch.Tensor, labels: torch.Tensor | 
 
     def iou_block(s: int, e: int) -> torch.Tensor:
         block = inter[:, s:e].to(dtype)
-        return _generic._ratio(torch_xp, block, area[:, None] + area[None, s:e] - block)
+        return _generic.ratio(torch_xp, block, area[:, None] + area[None, s:e] - block)
 
     return _generic.decay_from_iou_blocks(torch_xp, k, iou_block, labels, kernel, sigma, dtype, masks.device)
