@@ -1,9 +1,15 @@
-"""The ``matrixnms`` command: ``matrixnms bench`` (timings, ratios, plot) and ``matrixnms demo``.
+"""The ``matrixnms`` command: ``matrixnms bench | export | demo``; parsers and exit codes.
 
-    matrixnms bench --quick                        # about 30 s on 2 cores: N = 100 and 500, table of ratios
-    matrixnms bench --json bench.json --plot bench.png   # the full standard cases (minutes)
+    matrixnms bench --quick                        # N = 100 and 500, fewer rounds: the table of ratios
+    matrixnms bench --json bench.json --plot bench.png   # the standard cases of ``pytest benchmarks``
     matrixnms bench --families masks --sizes 500   # one family, one size
+    matrixnms export nms.onnx -n 500 --mask-size 200 336 --labels --verify   # static-shape graph to ONNX
     matrixnms demo --help                          # the SOLOv2 reference demo (solov2_ref.demo)
+
+``python -m matrixnms`` and ``python -m matrixnms.export`` (= ``matrixnms export``) run the same parsers.
+Exit status: 0 on success; 2 for bad arguments or a missing optional package (the message names the package
+and the extra that installs it); 1 when a written file fails its check (``export --verify``, ``bench --plot``
+without results to plot). Nothing here imports torch or ``solov2_ref`` until a command needs it.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 DEMO_MODULE = "solov2_ref.demo"
+# the extra of pyproject.toml that installs a command's optional packages, where it is not the command's name
+_EXTRA_OF_PACKAGE = {"onnx": "export", "onnxscript": "export", "onnxruntime": "export"}
 
 
 def _sizes(text: str) -> list[int]:
@@ -57,14 +66,15 @@ def _families(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="matrixnms", description="Matrix NMS (SOLOv2): benchmarks and demo.")
-    commands = parser.add_subparsers(dest="command", metavar="{bench,demo}")
+    parser = argparse.ArgumentParser(prog="matrixnms",
+                                     description="Matrix NMS (SOLOv2): benchmarks, ONNX export and demo.")
+    commands = parser.add_subparsers(dest="command", metavar="{bench,export,demo}")
     bench = commands.add_parser(
         "bench", help="time matrix_nms against the paper's code and traditional NMS",
         description=("Time every available path of matrix_nms against the paper's Figure 1 transcribed in NumPy "
                      "and Torch, greedy NMS and Soft-NMS, on seeded SOLO-like scenes (the cases of "
                      "`pytest benchmarks`); print medians and ratios, optionally write JSON and a plot."))
-    bench.add_argument("--quick", action="store_true", help="N = 100 and 500 masks, fewer rounds (about 30 s)")
+    bench.add_argument("--quick", action="store_true", help="N = 100 and 500 masks, fewer rounds")
     bench.add_argument("--json", metavar="FILE", help="write every measurement, the ratios and the targets as JSON")
     bench.add_argument("--plot", metavar="FILE.png", help="write a log-log plot of time vs N (masks and boxes)")
     bench.add_argument("--families", type=_families, default=None,
@@ -75,9 +85,71 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=_positive, default=None,
                        help="limit Numba, Torch and BLAS (with threadpoolctl) to this many threads")
     bench.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_export_parser(commands)
     commands.add_parser("demo", help="run the SOLOv2 reference demo (arguments go to the demo; try --help)",
                         add_help=False)
     return parser
+
+
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export", help="export static-shape Matrix NMS to ONNX (torch, onnx, onnxscript)",
+        description="Export static-shape Matrix NMS to ONNX (inputs: scores, masks|boxes, [labels], [valid]; "
+                    "outputs: keep, decayed, num_valid).")
+    export.add_argument("output", type=Path, help="the .onnx file to write")
+    export.add_argument("--num-candidates", "-n", type=int, required=True, help="N, fixed input rows")
+    kind = export.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--mask-size", type=int, nargs=2, metavar=("H", "W"), help="export the mask variant")
+    kind.add_argument("--boxes", action="store_true", help="export the box variant")
+    export.add_argument("--labels", action="store_true", help="add a labels input (class-aware NMS)")
+    export.add_argument("--no-valid", dest="valid", action="store_false", help="no valid (padding) input")
+    export.add_argument("--kernel", choices=("gaussian", "linear"), default="gaussian")
+    export.add_argument("--sigma", type=float, default=0.5, help="paper's sigma (SOLO's 2.0 is 0.5 here)")
+    export.add_argument("--score-threshold", type=float, default=None)
+    export.add_argument("--post-threshold", type=float, default=None)
+    export.add_argument("--pre-top-k", type=int, default=None)
+    export.add_argument("--post-top-k", type=int, default=None)
+    # None: to_onnx's default (matrixnms.export.DEFAULT_OPSET), so that parsing needs no torch
+    export.add_argument("--opset", type=int, default=None,
+                        help="ONNX opset, >= 18 (default: matrixnms.export.DEFAULT_OPSET)")
+    export.add_argument("--verify", action="store_true",
+                        help="run the file in onnxruntime on a synthetic scene and compare with matrix_nms")
+
+
+def _missing(command: str, error: ImportError) -> int:
+    """Say which package ``command`` lacks and which extra installs it; the exit status of that case."""
+    package = error.name.partition(".")[0] if error.name else None
+    extra = _EXTRA_OF_PACKAGE.get(package, command)
+    what = f"the package {package!r}" if package else f"a package it could not import ({error})"
+    print(f"matrixnms {command} needs {what}: pip install \"matrixnms[{extra}]\"", file=sys.stderr)
+    return 2
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        from . import export
+    except ImportError as error:
+        return _missing("export", error)
+    mask_size = None if args.mask_size is None else tuple(args.mask_size)
+    shape = dict(boxes=args.boxes, labels=args.labels, valid=args.valid)
+    options = dict(kernel=args.kernel, sigma=args.sigma, score_threshold=args.score_threshold,
+                   post_threshold=args.post_threshold, pre_top_k=args.pre_top_k, post_top_k=args.post_top_k)
+    opset = {} if args.opset is None else {"opset": args.opset}
+    try:
+        path = export.to_onnx(args.output, args.num_candidates, mask_size, **shape, **options, **opset)
+    except (TypeError, ValueError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    if args.verify:
+        try:
+            print(export.verify_onnx(path, args.num_candidates, mask_size, **shape, **options))
+        except ImportError as error:
+            return _missing("export", error)
+        except RuntimeError as error:
+            print(f"verification FAILED: {error}", file=sys.stderr)
+            return 1
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -118,14 +190,17 @@ def _demo(argv: list[str]) -> int:
 
     try:
         demo = importlib.import_module(DEMO_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name in ("solov2_ref", DEMO_MODULE):
+    except ImportError as error:
+        if error.name in ("solov2_ref", DEMO_MODULE):
+            # solov2_ref ships in the source distribution next to matrixnms, not in every installation
             print("matrixnms demo: the SOLOv2 reference demo (solov2_ref.demo) is not part of this installation; "
-                  "install matrixnms from a source checkout with `pip install -e '.[demo]'`.", file=sys.stderr)
-        else:
-            print(f"matrixnms demo needs the package {exc.name!r}: pip install 'matrixnms[demo]'", file=sys.stderr)
-        return 2
-    status = demo.main(argv)
+                  "install matrixnms from a source checkout with `pip install -e \".[demo]\"`.", file=sys.stderr)
+            return 2
+        return _missing("demo", error)
+    try:
+        status = demo.main(argv)
+    except ImportError as error:  # the demo imports tqdm, and for --onnx onnxruntime, when it runs
+        return _missing("demo", error)
     return 0 if status is None else int(status)
 
 
@@ -139,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "export":
+        return _export(args)
     parser.print_help()
     return 2
 

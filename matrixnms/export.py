@@ -46,12 +46,12 @@ Tooling choices (torch 2.13):
 In a model: hold a ``MatrixNMS`` in the post-processing and call it in ``forward`` on fixed-size candidate
 tensors (mark the ones below a strict threshold or the padding with ``valid``); gather the kept rows with
 ``keep.clamp(min=0)`` and zero the rows at or beyond ``num_valid``; export the whole model with
-``export_onnx``. ``python -m matrixnms.export --help`` exports the standalone graph.
+``export_onnx``. ``matrixnms export --help`` (the command line, in ``matrixnms.cli``) exports the
+standalone graph.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -571,88 +571,67 @@ def export_onnx(
 
 
 # --------------------------------------------------------------------------------------------------------
-# Command line: python -m matrixnms.export
+# Checking an exported file
 # --------------------------------------------------------------------------------------------------------
 
 
-def _verify(path: Path, args: argparse.Namespace) -> str:
-    """Run the file in onnxruntime on the benchmarks' SOLO-like scene and compare with matrix_nms."""
+def verify_onnx(
+    path: str | os.PathLike,
+    num_candidates: int,
+    mask_size: Optional[Sequence[int]] = None,
+    *,
+    boxes: bool = False,
+    labels: bool = False,
+    valid: bool = True,
+    **options: Any,
+) -> str:
+    """Run a file written by ``to_onnx`` in onnxruntime on a SOLO-like scene and compare with ``matrix_nms``.
+
+    The scene is the benchmarks' (``matrixnms.scenes``, 80 classes); every argument but ``path`` is the one
+    given to ``to_onnx`` (``options``: kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k).
+
+    Returns:
+        str: a one-line summary (rows that agree, onnxruntime CPU time of the call).
+
+    Raises:
+        RuntimeError: the first ``num_valid`` rows differ from ``matrix_nms`` (indices, or decayed scores
+            beyond rtol 1e-5, atol 1e-6).
+        ImportError: ``onnxruntime`` is not installed.
+    """
     import numpy as np
     import onnxruntime
 
     from .scenes import box_scene, mask_scene
     from .nms import matrix_nms
 
-    n = args.num_candidates
-    if args.boxes:
+    n = num_candidates
+    if boxes:
         scene = box_scene(n, num_classes=80)
         items = scene.boxes
     else:
-        scene = mask_scene(n, height=args.mask_size[0], width=args.mask_size[1], num_classes=80)
+        scene = mask_scene(n, height=mask_size[0], width=mask_size[1], num_classes=80)
         items = scene.masks
-    scores, labels = scene.scores, scene.labels
-    feed = {"scores": scores, "boxes" if args.boxes else "masks": items}
-    if args.labels:
-        feed["labels"] = labels
-    if args.valid:
+    scores, scene_labels = scene.scores, scene.labels
+    feed = {"scores": scores, "boxes" if boxes else "masks": items}
+    if labels:
+        feed["labels"] = scene_labels
+    if valid:
         feed["valid"] = np.ones(n, dtype=bool)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     start = time.perf_counter()
     keep, decayed, num_valid = session.run(list(OUTPUT_NAMES), feed)
     seconds = time.perf_counter() - start
     ref_keep, ref_decayed = matrix_nms(
-        torch.from_numpy(scores), **{"boxes" if args.boxes else "masks": torch.from_numpy(items)},
-        labels=torch.from_numpy(labels) if args.labels else None, kernel=args.kernel, sigma=args.sigma,
-        score_threshold=args.score_threshold, post_threshold=args.post_threshold, pre_top_k=args.pre_top_k,
-        post_top_k=args.post_top_k, backend="generic")
+        torch.from_numpy(scores), **{"boxes" if boxes else "masks": torch.from_numpy(items)},
+        labels=torch.from_numpy(scene_labels) if labels else None, backend="generic", **options)
     count = int(num_valid)
     if count != len(ref_keep) or not np.array_equal(keep[:count], ref_keep.numpy()) or not np.allclose(
             decayed[:count], ref_decayed.numpy(), rtol=1e-5, atol=1e-6):
-        raise SystemExit(f"verification FAILED: onnxruntime and matrix_nms disagree on {path}")
+        raise RuntimeError(f"onnxruntime and matrix_nms disagree on {path}")
     return f"verified: {count} rows agree with matrix_nms; onnxruntime CPU {seconds * 1e3:.1f} ms"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m matrixnms.export",
-        description="Export static-shape Matrix NMS to ONNX (inputs: scores, masks|boxes, [labels], [valid]; "
-                    "outputs: keep, decayed, num_valid).")
-    parser.add_argument("output", type=Path, help="the .onnx file to write")
-    parser.add_argument("--num-candidates", "-n", type=int, required=True, help="N, fixed input rows")
-    kind = parser.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--mask-size", type=int, nargs=2, metavar=("H", "W"), help="export the mask variant")
-    kind.add_argument("--boxes", action="store_true", help="export the box variant")
-    parser.add_argument("--labels", action="store_true", help="add a labels input (class-aware NMS)")
-    parser.add_argument("--no-valid", dest="valid", action="store_false", help="no valid (padding) input")
-    parser.add_argument("--kernel", choices=("gaussian", "linear"), default="gaussian")
-    parser.add_argument("--sigma", type=float, default=0.5, help="paper's sigma (SOLO's 2.0 is 0.5 here)")
-    parser.add_argument("--score-threshold", type=float, default=None)
-    parser.add_argument("--post-threshold", type=float, default=None)
-    parser.add_argument("--pre-top-k", type=int, default=None)
-    parser.add_argument("--post-top-k", type=int, default=None)
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    parser.add_argument("--verify", action="store_true",
-                        help="run the file in onnxruntime on a synthetic scene and compare with matrix_nms")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m matrixnms.export``; returns the exit status."""
-    args = _parser().parse_args(argv)
-    mask_size = None if args.mask_size is None else tuple(args.mask_size)
-    try:
-        path = to_onnx(args.output, args.num_candidates, mask_size, boxes=args.boxes, labels=args.labels,
-                       valid=args.valid, kernel=args.kernel, sigma=args.sigma,
-                       score_threshold=args.score_threshold, post_threshold=args.post_threshold,
-                       pre_top_k=args.pre_top_k, post_top_k=args.post_top_k, opset=args.opset)
-    except (TypeError, ValueError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
-    if args.verify:
-        print(_verify(path, args))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import main
+
+    sys.exit(main(["export", *sys.argv[1:]]))

@@ -24,10 +24,10 @@ from helpers import assert_close
 
 torch = pytest.importorskip("torch")
 
-from matrixnms import matrix_nms  # noqa: E402
+from matrixnms import cli, matrix_nms  # noqa: E402
 from matrixnms.scenes import mask_scene  # noqa: E402
 from matrixnms.export import (  # noqa: E402
-    OUTPUT_NAMES, MatrixNMS, export_onnx, main, matrix_nms_static, script_module, to_onnx,
+    OUTPUT_NAMES, MatrixNMS, export_onnx, matrix_nms_static, script_module, to_onnx,
 )
 
 needs_onnx = pytest.mark.skipif(
@@ -364,8 +364,8 @@ def test_onnxruntime_matches_matrix_nms_on_a_solo_like_scene(tmp_path):
 def test_command_line_exports_and_verifies(tmp_path, capsys):
     opset = 20  # the fixture's graphs use the default, 18
     path = tmp_path / "boxes.onnx"
-    assert main([str(path), "-n", "20", "--boxes", "--labels", "--kernel", "linear", "--post-top-k", "10",
-                 "--opset", str(opset), "--verify"]) == 0
+    assert cli.main(["export", str(path), "-n", "20", "--boxes", "--labels", "--kernel", "linear",
+                     "--post-top-k", "10", "--opset", str(opset), "--verify"]) == 0
     out = capsys.readouterr().out
     assert path.is_file() and "verified: " in out
     import onnx
@@ -421,10 +421,10 @@ def test_a_model_with_matrix_nms_in_its_forward_exports_and_agrees(tmp_path):
 
 def test_command_line_help_and_bad_arguments(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
+        cli.main(["export", "--help"])
     assert exit_info.value.code == 0
     assert "--mask-size" in capsys.readouterr().out
-    assert main([str(tmp_path / "x.onnx"), "-n", "4", "--mask-size", "0", "5"]) == 2
+    assert cli.main(["export", str(tmp_path / "x.onnx"), "-n", "4", "--mask-size", "0", "5"]) == 2
     assert "mask_size must be >= 1" in capsys.readouterr().err
 
 
