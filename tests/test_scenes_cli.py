@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,8 @@ from matrixnms._transcription import (
 )
 
 from helpers import requires
+
+ROOT = Path(cli.__file__).resolve().parents[1]  # the checkout whose matrixnms is under test
 
 
 def _decayed_by_index(n, keep, decayed):
@@ -320,6 +324,46 @@ def test_cli_demo_explains_when_the_demo_is_missing(monkeypatch, capsys):
     monkeypatch.setattr(cli, "DEMO_MODULE", "solov2_ref._no_such_demo")
     assert cli.main(["demo"]) == 2
     assert "solov2_ref.demo" in capsys.readouterr().err
+
+
+def test_cli_demo_without_solov2_ref_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "solov2_ref", None)  # as if the package were not installed
+    monkeypatch.delitem(sys.modules, cli.DEMO_MODULE, raising=False)
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "solov2_ref.demo" in err and 'pip install -e ".[demo]"' in err
+
+
+def test_cli_demo_names_a_missing_dependency_and_its_extra(monkeypatch, tmp_path, capsys):
+    (tmp_path / "demo_needing_a_package.py").write_text("import no_such_package_for_the_demo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "DEMO_MODULE", "demo_needing_a_package")
+    assert cli.main(["demo"]) == 2
+    assert "'no_such_package_for_the_demo': pip install \"matrixnms[demo]\"" in capsys.readouterr().err
+
+
+def test_cli_export_names_a_missing_package_and_its_extra(monkeypatch, capsys):
+    import matrixnms
+
+    # as without torch: matrixnms.export imports afresh and finds no torch
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "matrixnms.export", raising=False)
+    monkeypatch.delattr(matrixnms, "export", raising=False)
+    assert cli.main(["export", "x.onnx", "-n", "4", "--boxes"]) == 2
+    err = capsys.readouterr().err
+    assert "matrixnms export needs the package 'torch': pip install \"matrixnms[export]\"" in err
+
+
+def test_importing_the_cli_loads_neither_torch_nor_solov2_ref():
+    code = "import sys, matrixnms.cli; print(sorted({'torch', 'solov2_ref'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+def test_python_m_matrixnms_export_runs_the_export_command():
+    done = subprocess.run([sys.executable, "-m", "matrixnms.export", "--help"], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.returncode == 0 and "usage: matrixnms export" in done.stdout and "--mask-size" in done.stdout
 
 
 def test_cli_without_a_command_prints_help(capsys):
