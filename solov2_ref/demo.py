@@ -34,7 +34,7 @@ from .evaluate import (
 )
 from .model import images_to_tensor
 from .postprocess import NMS_CHOICES
-from .train import DEFAULT_CHECKPOINT, load_model
+from .train import DEFAULT_CHECKPOINT, load_model, portable_command
 from .viz import save_feature_grid, save_overlays
 
 DEFAULT_OUT = Path("matrixnms-demo")
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
     table = format_table(rows)
     meta = getattr(model, "meta", {})
-    header = (f"SOLOv2 reference model ({args.checkpoint.name}, trained with `{meta.get('command', '?')}`), "
+    command = portable_command(meta["command"]) if "command" in meta else "?"
+    header = (f"SOLOv2 reference model ({args.checkpoint.name}, trained with `{command}`), "
               f"{args.val} val + {args.crowded} crowded scenes, {args.threads} threads")
     _report(args.out / "results.md", header, table, _TIME_NOTE, written, start)
     return 0

@@ -72,6 +72,22 @@ def save_checkpoint(model: SOLOv2, path: Path, meta: dict[str, Any], fp16: bool 
     torch.save({"config": model.cfg.to_dict(), "state_dict": state, "meta": meta}, path)
 
 
+def portable_command(command: str) -> str:
+    """A checkpoint's recorded training command without the paths of the machine that ran it.
+
+    ``--out PATH`` and ``--out=PATH`` keep only the file name (``--out solov2_synth.pt``), so the command
+    shown by ``matrixnms demo`` runs anywhere and writes into the current folder; every other argument is
+    kept as recorded. Pinned by ``tests/test_solov2.py``.
+    """
+    words = shlex.split(command)
+    for i, word in enumerate(words):
+        if word == "--out" and i + 1 < len(words):
+            words[i + 1] = Path(words[i + 1]).name
+        elif word.startswith("--out="):
+            words[i] = "--out=" + Path(word[len("--out="):]).name
+    return shlex.join(words)
+
+
 def load_model(path: str | Path | None = None) -> SOLOv2:
     """The model of a checkpoint written by ``save_checkpoint`` (default: the shipped one), in eval mode."""
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT

@@ -23,7 +23,9 @@ from solov2_ref.postprocess import (  # noqa: E402
     NMS_CHOICES, Candidates, Detections, PostprocessConfig, point_nms, suppress,
 )
 from solov2_ref.targets import assign_targets  # noqa: E402
-from solov2_ref.train import DEFAULT_CHECKPOINT, load_model, make_batch, make_optimizer, train_step  # noqa: E402
+from solov2_ref.train import (  # noqa: E402
+    DEFAULT_CHECKPOINT, load_model, make_batch, make_optimizer, portable_command, train_step,
+)
 
 README = Path(__file__).resolve().parents[1] / "solov2_ref" / "README.md"
 
@@ -307,3 +309,17 @@ def test_demo_writes_the_table_and_figures(tmp_path, capsys):
         assert f"| {nms} |" in printed
     for name in ("overlays_val.png", "overlays_crowded.png", "overview.png", "mask_features.png", "results.md"):
         assert (tmp_path / name).stat().st_size > 1000
+    # the shipped checkpoint records --out in a temporary folder of the machine that trained it
+    shown = printed.split("trained with `", 1)[1].split("`", 1)[0]
+    assert shown.startswith("python -m solov2_ref.train --iters 4000") and shown.endswith(" --out solov2_synth.pt")
+
+
+def test_portable_command_keeps_only_the_file_name_of_out():
+    recorded = "python -m solov2_ref.train --iters 4000 --seed 0 --save-every 1000 --out /tmp/s6/run2/solov2_synth.pt"
+    assert portable_command(recorded) == ("python -m solov2_ref.train --iters 4000 --seed 0 --save-every 1000 "
+                                          "--out solov2_synth.pt")
+    assert portable_command("python -m solov2_ref.train --out=/home/me/runs/a.pt --lr 2e-3") == (
+        "python -m solov2_ref.train --out=a.pt --lr 2e-3")
+    assert portable_command("python -m solov2_ref.train --iters 3") == "python -m solov2_ref.train --iters 3"
+    assert portable_command("python -m solov2_ref.train --out 'my runs/b c.pt'") == (
+        "python -m solov2_ref.train --out 'b c.pt'")
