@@ -181,8 +181,8 @@ def make_scene(rng: np.random.Generator, crowded: bool = False, size: int = IMAG
     style = _CROWDED if crowded else _NORMAL
     x, y = _grid(size)
     # dark textured backgrounds, bright objects of any hue: a shape's outline always has the same contrast
-    # polarity. With random polarity a CNN trained from scratch for minutes learns where objects are but
-    # not which shape they have (category accuracy stayed at chance); pretrained backbones don't need this.
+    # polarity. With random polarity a small CNN trained from scratch learns where objects are but not
+    # which shape they have (solov2_ref/README.md); pretrained backbones don't need this.
     background_colours = [_colour(rng, BACKGROUND_LUMINANCE) for _ in range(2)]
     pattern = _texture(rng, size, x, y)[..., None]
     image = (background_colours[0] * (1 - pattern) + background_colours[1] * pattern).astype(np.float32)
