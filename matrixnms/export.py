@@ -575,16 +575,8 @@ def export_onnx(
 # --------------------------------------------------------------------------------------------------------
 
 
-def verify_onnx(
-    path: str | os.PathLike,
-    num_candidates: int,
-    mask_size: Optional[Sequence[int]] = None,
-    *,
-    boxes: bool = False,
-    labels: bool = False,
-    valid: bool = True,
-    **options: Any,
-) -> str:
+def verify_onnx(path: str | os.PathLike, num_candidates: int, mask_size: Optional[Sequence[int]] = None, *,
+                boxes: bool = False, labels: bool = False, valid: bool = True, **options: Any) -> str:
     """Run a file written by ``to_onnx`` in onnxruntime on a SOLO-like scene and compare with ``matrix_nms``.
 
     The scene is the benchmarks' (``matrixnms.scenes``, 80 classes); every argument but ``path`` is the one
