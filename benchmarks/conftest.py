@@ -33,6 +33,7 @@ from typing import Any, Callable
 import pytest
 
 from matrixnms import bench
+from targets import TARGETS  # benchmarks/targets.py: pytest puts this folder (not a package) on sys.path
 
 _RECORDS = pytest.StashKey[list]()
 _MEMORY = pytest.StashKey[list]()
@@ -139,7 +140,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if records:
         bench.summarize(records)
         terminalreporter.write_sep("=", "matrixnms: medians and ratios (same cases as `matrixnms bench`)")
-        terminalreporter.write_line(bench.format_table(records))
+        terminalreporter.write_line(bench.format_table(records, targets=bench.check_targets(records, TARGETS)))
     if memory:
         terminalreporter.write_sep("=", "matrixnms: peak resident memory of one call, beyond the input")
         for m in memory:
@@ -155,6 +156,6 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
         "mode": bench_mode(config),
         "ratios": [{"group": r["group"], "method": r["method"], "median_s": r["median_s"], "ratios": r["ratios"],
                     "compared_with": r["compared_with"]} for r in records],
-        "targets": bench.check_targets(records),
+        "targets": bench.check_targets(records, TARGETS),
         "memory": config.stash.get(_MEMORY, []),
     }
