@@ -2,7 +2,7 @@
 and the memory bound of ``matrix_nms``.
 
 These belong to the repository, not to the library: ``benchmarks/conftest.py`` checks :data:`TARGETS` at the
-end of a ``pytest benchmarks`` run (and stores them in ``--benchmark-json``), ``bench_memory.py`` holds
+end of a ``pytest benchmarks`` run (and stores them in ``--benchmark-json``), ``test_bench_memory.py`` holds
 ``matrix_nms`` to :data:`MEMORY_BOUND_BYTES`, and ``matrixnms bench`` loads this file through
 ``matrixnms.bench.repository_targets()`` when it runs from a source checkout. The check itself is the
 library's generic ``matrixnms.bench.check_targets(records, targets)``.

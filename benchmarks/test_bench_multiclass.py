@@ -17,8 +17,8 @@ Cases per scene (same group, so pytest-benchmark prints the ratios):
 Reference point (the issue's measurement on this 2-core machine): Paddle's CPU operator takes about 84 ms
 (gaussian) and 71 ms (linear) for dense B = 1 and about 3 ms for sparse B = 1.
 
-Run: ``pytest benchmarks/bench_multiclass.py --benchmark-only``. With ``--benchmark-disable`` (the CI smoke
-run) every case runs once, except the two slow baselines at B = 8 (seconds each), which are skipped.
+Run: ``pytest benchmarks/test_bench_multiclass.py --benchmark-only``. With ``--benchmark-disable`` (the CI
+smoke run) every case runs once, except the two slow baselines at B = 8 (seconds each), which are skipped.
 """
 
 from __future__ import annotations
