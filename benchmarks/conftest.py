@@ -6,7 +6,7 @@ Run from the repository root:
     pytest benchmarks --benchmark-only --benchmark-json=bench.json   # + JSON (extra_info, ratios, targets)
     pytest benchmarks --benchmark-disable                # smoke / CI: every benchmark once at small sizes,
                                                          # each result checked; about a minute on 2 cores
-    pytest benchmarks/bench_masks.py --benchmark-only -k "N500"      # one family, one size
+    pytest benchmarks/test_bench_masks.py --benchmark-only -k "N500" # one family, one size
 
 The cases and methods come from ``matrixnms.bench`` (the same ones ``matrixnms bench`` runs), so the ratios
 printed at the end of a run (and stored under ``"matrixnms"`` in ``--benchmark-json``) are the CLI's.
@@ -33,6 +33,7 @@ from typing import Any, Callable
 import pytest
 
 from matrixnms import bench
+from targets import TARGETS  # benchmarks/targets.py: pytest puts this folder (not a package) on sys.path
 
 _RECORDS = pytest.StashKey[list]()
 _MEMORY = pytest.StashKey[list]()
@@ -56,14 +57,6 @@ def _mode(config: pytest.Config) -> str:
 def bench_mode(config: pytest.Config) -> str:
     """"full", "quick" or "smoke" (see the module docstring)."""
     return config.stash[_MODE]
-
-
-def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Module | None:
-    # the suite's files are bench_*.py, which pytest does not collect by default (except when named on the
-    # command line: pytest's own python plugin collects those, so collecting them here too would double them)
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_") and not parent.session.isinitpath(file_path):
-        return pytest.Module.from_parent(parent, path=file_path)
-    return None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -139,7 +132,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if records:
         bench.summarize(records)
         terminalreporter.write_sep("=", "matrixnms: medians and ratios (same cases as `matrixnms bench`)")
-        terminalreporter.write_line(bench.format_table(records))
+        terminalreporter.write_line(bench.format_table(records, targets=bench.check_targets(records, TARGETS)))
     if memory:
         terminalreporter.write_sep("=", "matrixnms: peak resident memory of one call, beyond the input")
         for m in memory:
@@ -155,6 +148,6 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
         "mode": bench_mode(config),
         "ratios": [{"group": r["group"], "method": r["method"], "median_s": r["median_s"], "ratios": r["ratios"],
                     "compared_with": r["compared_with"]} for r in records],
-        "targets": bench.check_targets(records),
+        "targets": bench.check_targets(records, TARGETS),
         "memory": config.stash.get(_MEMORY, []),
     }

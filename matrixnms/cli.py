@@ -168,9 +168,9 @@ def _bench(args: argparse.Namespace) -> int:
           + (f", pycocotools {info['pycocotools']}" if "pycocotools" in info else "")
           + (f"; GPU {info['gpu']}" if "gpu" in info else "; no GPU"), flush=True)
     result = bench.run(families, mode, sizes=args.sizes, image=args.image, seed=args.seed,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, targets=bench.repository_targets())
     skipped = [(s["group"], s["method"], s["reason"]) for s in result["skipped"]]
-    print(bench.format_table(result["results"], skipped))
+    print(bench.format_table(result["results"], skipped, result["targets"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1, default=str)

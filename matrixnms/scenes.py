@@ -15,6 +15,11 @@ generator draws:
 
 The predictions are shuffled, so scores arrive unsorted as they do from a detector. The same arguments always
 give the same arrays (NumPy ``PCG64`` seeded by ``seed``).
+
+:func:`multiclass_scene` is the batched input of a multi-class box detector (PaddlePaddle's ``matrix_nms``):
+per image, jittered box predictions of a few objects plus stray false positives, and one score per class for
+every box, "dense" (every class above a 0.01 threshold) or "sparse" (each box scores its object's class and a
+few confusions).
 """
 
 from __future__ import annotations
@@ -73,6 +78,19 @@ class BoxScene:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+
+@dataclass(frozen=True)
+class MulticlassScene:
+    """A batch of images' candidate boxes with a score per class, before multi-class NMS.
+
+    Attributes:
+        boxes (ndarray[B, M, 4], float32): ``x1, y1, x2, y2`` in pixels (not clipped to the image).
+        scores (ndarray[B, C, M], float32): the score of every box for every class, in [0, 1).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -254,3 +272,59 @@ def box_scene(
         np.clip(p.cx + half_w, 0, width), np.clip(p.cy + half_h, 0, height),
     ], axis=1).astype(np.float32)
     return BoxScene(boxes=boxes, scores=p.scores, labels=p.labels, objects=p.objects)
+
+
+def multiclass_scene(
+    batch: int = 1, *, dense: bool = True, num_boxes: int = 1000, num_classes: int = 80, objects: int = 15,
+    side: float = 640.0, seed: int = 0,
+) -> MulticlassScene:
+    """A batch of multi-class detector outputs: jittered predictions of ``objects`` objects plus strays.
+
+    Each of the ``num_boxes`` boxes of an image belongs to one of the objects (its box jittered by 10 % of the
+    object's size) or is a stray false positive anywhere in the ``side`` x ``side`` image. A box's object
+    class scores 0.3-0.95; strays score no class that high. ``dense`` scores put every other class in
+    0.02-0.3 (every class passes a 0.01 threshold for every box); sparse ones below 0.01 except 2 % of
+    confusions in 0.01-0.2 (about 30 candidates per class).
+
+    Args:
+        batch: number of images B (>= 0).
+        dense: dense or sparse class scores (see above).
+        num_boxes: boxes per image M (>= 0); PP-YOLO's benchmark case is 1000.
+        num_classes: classes C (>= 1); 80 as COCO.
+        objects: objects per image (>= 1).
+        side: image side in pixels.
+        seed: the random seed; equal arguments give equal arrays.
+
+    Returns:
+        MulticlassScene: ``boxes`` (B, M, 4) float32 xyxy, ``scores`` (B, C, M) float32.
+    """
+    batch = _check_size("batch", batch, 0)
+    num_boxes = _check_size("num_boxes", num_boxes, 0)
+    num_classes = _check_size("num_classes", num_classes, 1)
+    objects = _check_size("objects", objects, 1)
+    rng = np.random.default_rng(seed)
+    boxes = np.empty((batch, num_boxes, 4), np.float32)
+    scores = np.empty((batch, num_classes, num_boxes), np.float32)
+    for b in range(batch):
+        cx, cy = rng.uniform(0, side, (2, objects))
+        w, h = rng.uniform(20, 200, (2, objects))
+        label = rng.integers(0, num_classes, objects)
+        owner = rng.integers(-1, objects, num_boxes)  # -1: a stray false positive
+        jitter = rng.normal(0, 0.1, (4, num_boxes))
+        o = np.maximum(owner, 0)
+        bw, bh = w[o] * np.exp(jitter[2]), h[o] * np.exp(jitter[3])
+        bx, by = cx[o] + jitter[0] * w[o], cy[o] + jitter[1] * h[o]
+        stray = owner < 0
+        bx[stray], by[stray] = rng.uniform(0, side, (2, stray.sum()))
+        bw[stray], bh[stray] = rng.uniform(10, 150, (2, stray.sum()))
+        boxes[b] = np.stack([bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2], axis=1)
+        if dense:
+            s = rng.uniform(0.02, 0.3, (num_classes, num_boxes))
+        else:
+            s = rng.uniform(0.0, 0.01, (num_classes, num_boxes))
+            confused = rng.random((num_classes, num_boxes)) < 0.02
+            s[confused] = rng.uniform(0.01, 0.2, confused.sum())
+        hit = ~stray
+        s[label[o[hit]], np.nonzero(hit)[0]] = rng.uniform(0.3, 0.95, hit.sum())
+        scores[b] = s
+    return MulticlassScene(boxes=boxes, scores=scores)

@@ -1,10 +1,11 @@
 """Batched multi-class box Matrix NMS (PaddlePaddle's ``matrix_nms``) against per-class loops and greedy NMS.
 
 Scenes: B = 1 and 8 images, M = 1000 boxes, C = 80 classes, PP-YOLO's settings (score and post thresholds
-0.01, ``nms_top_k`` 400, ``keep_top_k`` 100, ``normalized=False``, no background class). Boxes are jittered
-predictions of a few objects plus stray false positives. "dense" scores put every class above the threshold
-for every box (each class reaches ``nms_top_k``); "sparse" scores give each box its object's class and a few
-confusions, about 30 candidates per class.
+0.01, ``nms_top_k`` 400, ``keep_top_k`` 100, ``normalized=False``, no background class), from
+``matrixnms.scenes.multiclass_scene``. Boxes are jittered predictions of a few objects plus stray false
+positives. "dense" scores put every class above the threshold for every box (each class reaches
+``nms_top_k``); "sparse" scores give each box its object's class and a few confusions, about 30 candidates per
+class.
 
 Cases per scene (same group, so pytest-benchmark prints the ratios):
 - ``multiclass``: ``multiclass_matrix_nms`` on NumPy input, ``backend="auto"`` (the compiled kernel);
@@ -16,8 +17,8 @@ Cases per scene (same group, so pytest-benchmark prints the ratios):
 Reference point (the issue's measurement on this 2-core machine): Paddle's CPU operator takes about 84 ms
 (gaussian) and 71 ms (linear) for dense B = 1 and about 3 ms for sparse B = 1.
 
-Run: ``pytest benchmarks/bench_multiclass.py --benchmark-only``. With ``--benchmark-disable`` (the CI smoke
-run) every case runs once, except the two slow baselines at B = 8 (seconds each), which are skipped.
+Run: ``pytest benchmarks/test_bench_multiclass.py --benchmark-only``. With ``--benchmark-disable`` (the CI
+smoke run) every case runs once, except the two slow baselines at B = 8 (seconds each), which are skipped.
 """
 
 from __future__ import annotations
@@ -26,43 +27,20 @@ import numpy as np
 import pytest
 
 from matrixnms import matrix_nms, multiclass_matrix_nms
+from matrixnms.scenes import multiclass_scene
 
 M, C = 1000, 80
 OPTIONS = dict(score_threshold=0.01, post_threshold=0.01, nms_top_k=400, keep_top_k=100, background_label=-1,
                normalized=False)
 
 
-def scene(n_img: int, dense: bool, seed: int = 0, side: float = 640.0, objects: int = 15):
-    """(boxes (B, M, 4) float32, scores (B, C, M) float32) of jittered object predictions and strays."""
-    rng = np.random.default_rng(seed)
-    boxes = np.empty((n_img, M, 4), np.float32)
-    scores = np.empty((n_img, C, M), np.float32)
-    for b in range(n_img):
-        cx, cy = rng.uniform(0, side, (2, objects))
-        w, h = rng.uniform(20, 200, (2, objects))
-        label = rng.integers(0, C, objects)
-        owner = rng.integers(-1, objects, M)  # -1: a stray false positive
-        jitter = rng.normal(0, 0.1, (4, M))
-        o = np.maximum(owner, 0)
-        bw, bh = w[o] * np.exp(jitter[2]), h[o] * np.exp(jitter[3])
-        bx, by = cx[o] + jitter[0] * w[o], cy[o] + jitter[1] * h[o]
-        stray = owner < 0
-        bx[stray], by[stray] = rng.uniform(0, side, (2, stray.sum()))
-        bw[stray], bh[stray] = rng.uniform(10, 150, (2, stray.sum()))
-        boxes[b] = np.stack([bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2], axis=1)
-        if dense:
-            s = rng.uniform(0.02, 0.3, (C, M))
-        else:
-            s = rng.uniform(0.0, 0.01, (C, M))
-            confused = rng.random((C, M)) < 0.02
-            s[confused] = rng.uniform(0.01, 0.2, confused.sum())
-        hit = ~stray
-        s[label[o[hit]], np.nonzero(hit)[0]] = rng.uniform(0.3, 0.95, hit.sum())
-        scores[b] = s
-    return boxes, scores
+def _scene(n_img: int, density: str):
+    """(boxes (B, M, 4) float32, scores (B, C, M) float32) of ``matrixnms.scenes.multiclass_scene``."""
+    s = multiclass_scene(n_img, dense=density == "dense", num_boxes=M, num_classes=C)
+    return s.boxes, s.scores
 
 
-SCENES = {(n, d): scene(n, d == "dense") for n in (1, 8) for d in ("dense", "sparse")}
+SCENES = {(n, d): _scene(n, d) for n in (1, 8) for d in ("dense", "sparse")}
 
 
 def per_class_loop(boxes, scores, kernel):

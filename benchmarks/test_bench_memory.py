@@ -7,15 +7,17 @@ resident memory just before the call (which holds the input). Results go to ``ex
 end-of-run summary; the time pytest-benchmark shows is the whole child's, not the call's (``extra_info
 ["seconds"]`` is the call's).
 
-Issue 4's bound: ``matrix_nms`` (``backend="auto"``) at N = 10,000 needs at most 1.5 GiB beyond its input;
-every ``matrix_nms`` measurement here is held to it. The transcription is skipped where its estimated
-footprint (a float32 N x H*W copy and about eight float32 N x N arrays) exceeds 70 % of the available memory.
+Issue 4's bound (``MEMORY_BOUND_BYTES`` of ``targets.py``): ``matrix_nms`` (``backend="auto"``) at N = 10,000
+needs at most 1.5 GiB beyond its input; every ``matrix_nms`` measurement here is held to it. The transcription
+is skipped where its estimated footprint (a float32 N x H*W copy and about eight float32 N x N arrays) exceeds
+70 % of the available memory.
 In smoke mode (``--benchmark-disable``) N = 10,000 is skipped and a small N = 500 check runs instead.
 """
 
 import pytest
 
 from matrixnms import bench
+from targets import MEMORY_BOUND_BYTES
 
 FULL = [(2000, "matrix_nms"), (2000, "matrix_nms-generic"), (2000, "paper-numpy"),
         (10_000, "matrix_nms"), (10_000, "paper-numpy"), (10_000, "matrix_nms-generic")]
@@ -52,13 +54,13 @@ def test_peak_memory(benchmark, memory_case, memory_log):
     benchmark.extra_info.update({
         **result, "what": (f"peak RSS increase of one call of {method} on {n} masks of 200x336 (class-agnostic), "
                            "in a fresh child process; input excluded"),
-        "bound_bytes": bench.MEMORY_BOUND_BYTES if method.startswith("matrix_nms") else None,
+        "bound_bytes": MEMORY_BOUND_BYTES if method.startswith("matrix_nms") else None,
     })
     memory_log(result)
     if method.startswith("matrix_nms"):
-        assert result["increase_bytes"] <= bench.MEMORY_BOUND_BYTES, (
+        assert result["increase_bytes"] <= MEMORY_BOUND_BYTES, (
             f"{method} at N={n} needed {result['increase_bytes'] / 2**30:.2f} GiB beyond its input, "
-            f"more than issue 4's {bench.MEMORY_BOUND_BYTES / 2**30:.1f} GiB")
+            f"more than issue 4's {MEMORY_BOUND_BYTES / 2**30:.1f} GiB")
     else:
         # the transcription holds at least its float32 (N, H*W) copy: a measurement below that is broken
         assert result["increase_bytes"] >= 4 * n * 200 * 336 * 0.9
