@@ -41,7 +41,9 @@ from numba.extending import intrinsic
 
 from .._dispatch import register
 from .._typing import Array
-from ._numba_runtime import DONE, NEXT, SLOT, host, run_claimed, take_ticket, thread_count, view, wrap
+from ._numba_runtime import (
+    DONE, NEXT, SLOT, element_pointer, host, is_vector_and_index, run_claimed, take_ticket, thread_count, view, wrap,
+)
 
 # Masks that are not contiguous 0/1 bytes (floats, wider ints, strided views) are converted this many
 # bytes at a time, never as one full copy.
@@ -91,15 +93,12 @@ _clz = _bit_intrinsic("llvm.ctlz", 0)
 @intrinsic
 def _nonzero_bits64(typingctx: Any, buf: Any, start: Any):
     """64 bits, bit i set where ``buf[start + i] != 0``, for a 1-D uint8 ``buf``; needs start + 64 <= len."""
-    if not (isinstance(buf, types.Array) and buf.dtype == types.uint8 and buf.ndim == 1
-            and isinstance(start, types.Integer)):
+    if not is_vector_and_index(buf, types.uint8, start):
         return None
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        offset = context.cast(builder, args[1], sig.args[1], types.intp)
         vector = ir.VectorType(ir.IntType(8), 64)
-        pointer = builder.bitcast(builder.gep(array.data, [offset]), vector.as_pointer())
+        pointer = builder.bitcast(element_pointer(context, builder, sig, args), vector.as_pointer())
         nonzero = builder.icmp_unsigned("!=", builder.load(pointer, align=1), ir.Constant(vector, None))
         return builder.bitcast(nonzero, ir.IntType(64))
 

@@ -91,17 +91,27 @@ def _helpers(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[futur
     return [_POOL.submit(fn, *args) for args in calls]
 
 
+def is_vector_and_index(array: Any, dtype: Any, index: Any) -> bool:
+    """Whether Numba types ``array``, ``index`` are a 1-D ``dtype`` array and an integer (an intrinsic's typer)."""
+    return (isinstance(array, types.Array) and array.dtype == dtype and array.ndim == 1
+            and isinstance(index, types.Integer))
+
+
+def element_pointer(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+    """LLVM pointer to ``array[index]`` for an intrinsic ``(array, index)`` accepted by ``is_vector_and_index``."""
+    array = context.make_array(sig.args[0])(context, builder, args[0])
+    offset = context.cast(builder, args[1], sig.args[1], types.intp)
+    return builder.gep(array.data, [offset])
+
+
 @intrinsic
 def take_ticket(typingctx: Any, counters: Any, which: Any):
     """Atomically add 1 to ``counters[which]`` (int64) and return its previous value."""
-    if not (isinstance(counters, types.Array) and counters.dtype == types.int64 and counters.ndim == 1
-            and isinstance(which, types.Integer)):
+    if not is_vector_and_index(counters, types.int64, which):
         return None
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        offset = context.cast(builder, args[1], sig.args[1], types.intp)
-        pointer = builder.gep(array.data, [offset])
+        pointer = element_pointer(context, builder, sig, args)
         return builder.atomic_rmw("add", pointer, ir.Constant(ir.IntType(64), 1), "seq_cst")
 
     return types.int64(counters, which), codegen
@@ -139,5 +149,5 @@ def run_shares(fn: Callable[..., None], tasks: int, threads: int, *args: Any) ->
         helper.result()
 
 
-__all__ = ["view", "host", "wrap", "thread_count", "take_ticket", "NEXT", "DONE", "SLOT", "run_claimed",
-           "run_shares"]
+__all__ = ["view", "host", "wrap", "thread_count", "is_vector_and_index", "element_pointer", "take_ticket", "NEXT",
+           "DONE", "SLOT", "run_claimed", "run_shares"]
