@@ -27,6 +27,7 @@ from ._dispatch import device_kind, library_of
 from ._typing import Array
 
 KERNELS = ("gaussian", "linear")
+BOX_FORMATS = ("xyxy", "xywh", "xyxy_inclusive")
 
 
 # --- namespaces, dtypes, graphs ----------------------------------------------------------------------------
@@ -132,6 +133,16 @@ def check_masks(xp: Any, masks: Array, n: int | None = None, name: str = "masks"
         check_binary(xp, name, masks)
 
 
+def check_mask_sets(xp: Any, masks_a: Array, masks_b: Array | None) -> None:
+    """Two mask sets to compare (``masks_b`` None: ``masks_a`` with itself) of the same H, W."""
+    check_masks(xp, masks_a, name="masks_a")
+    if masks_b is not None:
+        check_masks(xp, masks_b, name="masks_b")
+        if tuple(masks_b.shape[1:]) != tuple(masks_a.shape[1:]):
+            raise ValueError(f"masks_b must have the same H, W as masks_a {tuple(masks_a.shape[1:])}, "
+                             f"got {tuple(masks_b.shape[1:])}")
+
+
 def check_box_values(xp: Any, name: str, boxes: Array) -> None:
     """Value part of ``check_boxes``: finite, x2 >= x1 and y2 >= y1 (the error names the first bad row)."""
     if _no_values(boxes):
@@ -155,6 +166,12 @@ def check_boxes(xp: Any, boxes: Array, n: int | None = None, name: str = "boxes"
         raise TypeError(f"{name} must be real numbers, got {dtype_name(boxes)}")
     if values:
         check_box_values(xp, name, boxes)
+
+
+def check_batched_nms_labels(labels: Array | None) -> None:
+    """batched_nms needs labels (nms is the call without)."""
+    if labels is None:
+        raise TypeError("labels must be an integer array for batched_nms, got None (use nms without labels)")
 
 
 def check_labels(xp: Any, labels: Array, n: int, name: str = "labels") -> None:
@@ -203,6 +220,11 @@ def check_exactly_one(function: str, first: bool, second: bool, names: tuple[str
     if first == second:
         raise ValueError(f"{function} needs exactly one of {names[0]} or {names[1]}, got "
                          + ("both" if first else "neither"))
+
+
+def check_box_format(format: Any) -> None:
+    if format not in BOX_FORMATS:
+        raise ValueError(f"format must be one of {BOX_FORMATS}, got {format!r}")
 
 
 def check_kernel(kernel: Any) -> None:
@@ -422,9 +444,10 @@ def check_export_model(model: Any, args: Any, opset: Any, min_opset: int) -> Non
 
 
 __all__ = [
-    "namespace", "dtype_name", "is_floating", "is_integer", "is_bool", "in_graph", "check_finite", "check_scores",
-    "check_binary", "check_masks", "check_box_values", "check_boxes", "check_labels", "check_areas",
-    "check_detections", "check_exactly_one", "check_kernel", "is_int", "check_positive", "check_threshold",
+    "KERNELS", "BOX_FORMATS", "namespace", "dtype_name", "is_floating", "is_integer", "is_bool", "in_graph",
+    "check_finite", "check_scores", "check_binary", "check_masks", "check_mask_sets", "check_box_values",
+    "check_boxes", "check_batched_nms_labels", "check_labels", "check_areas", "check_detections",
+    "check_exactly_one", "check_box_format", "check_kernel", "is_int", "check_positive", "check_threshold",
     "check_iou_threshold", "check_top_k", "check_nms_options", "check_cutoff", "check_limit", "check_batched",
     "check_batched_values", "check_paddle_options", "check_static_form", "check_positive_int", "check_opset",
     "check_onnx_graph", "check_export_model", "device_kind",

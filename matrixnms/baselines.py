@@ -40,8 +40,8 @@ import array_api_compat
 from ._dispatch import resolve
 from ._typing import Array
 from ._validate import (
-    check_boxes, check_detections, check_iou_threshold, check_kernel, check_labels, check_masks, check_positive,
-    check_scores, check_threshold, namespace,
+    check_batched_nms_labels, check_boxes, check_detections, check_iou_threshold, check_kernel, check_labels,
+    check_masks, check_positive, check_scores, check_threshold, namespace,
 )
 
 
@@ -118,8 +118,7 @@ def batched_nms(
     Returns:
         Array[K], int64: kept indices by decreasing score over all classes (ties: lower index first).
     """
-    if labels is None:
-        raise TypeError("labels must be an integer array for batched_nms, got None (use nms without labels)")
+    check_batched_nms_labels(labels)
     return _greedy_boxes(boxes, scores, labels, iou_threshold, backend)
 
 
