@@ -40,17 +40,9 @@ import array_api_compat
 from ._dispatch import resolve
 from ._typing import Array
 from ._validate import (
-    check_boxes, check_kernel, check_labels, check_masks, check_positive, check_scores, check_threshold,
-    namespace,
+    check_batched_nms_labels, check_boxes, check_detections, check_iou_threshold, check_kernel, check_labels,
+    check_masks, check_positive, check_scores, check_threshold, namespace,
 )
-
-
-def _check_iou_threshold(name: str, value: Any) -> float:
-    """A real number in [0, 1] (IoU lies in [0, 1]; 1 suppresses nothing, 0 suppresses any overlap)."""
-    value = check_threshold(name, value, allow_none=False)
-    if value > 1:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
 
 
 def _by_score(xp: Any, scores: Array) -> Array:
@@ -77,7 +69,7 @@ def _greedy_order(xp: Any, scores: Array, labels: Array | None, iou_threshold: A
     check_items(n)
     if labels is not None:
         check_labels(xp, labels, n)
-    threshold = _check_iou_threshold("iou_threshold", iou_threshold)
+    threshold = check_iou_threshold("iou_threshold", iou_threshold)
     if n == 0:
         return threshold, None, None
     order = _by_score(xp, scores)
@@ -126,8 +118,7 @@ def batched_nms(
     Returns:
         Array[K], int64: kept indices by decreasing score over all classes (ties: lower index first).
     """
-    if labels is None:
-        raise TypeError("labels must be an integer array for batched_nms, got None (use nms without labels)")
+    check_batched_nms_labels(labels)
     return _greedy_boxes(boxes, scores, labels, iou_threshold, backend)
 
 
@@ -194,20 +185,10 @@ def soft_nms(
         descending decayed score (ties: lower index first), and their decayed scores. Same library and
         device as ``scores``.
     """
-    if (masks is None) == (boxes is None):
-        raise ValueError("soft_nms needs exactly one of masks or boxes, got "
-                         + ("both" if masks is not None else "neither"))
-    xp = namespace(scores=scores, masks=masks, boxes=boxes, labels=labels)
-    n = check_scores(xp, scores)
-    if masks is not None:
-        check_masks(xp, masks, n)
-    else:
-        check_boxes(xp, boxes, n)
-    if labels is not None:
-        check_labels(xp, labels, n)
+    xp, n = check_detections("soft_nms", scores, masks, boxes, labels)
     check_kernel(kernel)
     sigma = check_positive("sigma", sigma)
-    iou_threshold = _check_iou_threshold("iou_threshold", iou_threshold)
+    iou_threshold = check_iou_threshold("iou_threshold", iou_threshold)
     score_threshold = check_threshold("score_threshold", score_threshold) or 0.0
     if masks is not None:
         _, iou_fn = resolve("mask_iou_sorted", scores, backend)

@@ -64,10 +64,11 @@ from typing import Any, Literal, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ._validate import check_boxes, check_masks, check_nms_options, check_scores, namespace
+from . import _config
+from ._validate import check_export_model, check_nms_options, check_onnx_graph, check_static_form
 
-# float32 sums of 0/1 values (the intersection counts) are exact up to 2**24
-MAX_MASK_PIXELS = 2**24
+# float32 sums of 0/1 values (the intersection counts) are exact up to 2**24 (the check reads _config)
+MAX_MASK_PIXELS = _config.EXACT_F32
 MIN_OPSET = 18
 DEFAULT_OPSET = 18
 OUTPUT_NAMES = ("keep", "decayed", "num_valid")
@@ -244,73 +245,8 @@ def _options(
     )
 
 
-def _dtype_name(x: Tensor) -> str:
-    return str(x.dtype).removeprefix("torch.")
-
-
-def _check_inputs(
-    scores: Any, masks: Any, boxes: Any, labels: Any, valid: Any,
-) -> None:
-    """Types, shapes, dtypes and devices: static facts, so the checks also run under torch.compile."""
-    if (masks is None) == (boxes is None):
-        raise ValueError("matrix_nms_static needs exactly one of masks or boxes, got "
-                         + ("both" if masks is not None else "neither"))
-    arrays = {"scores": scores, "masks": masks, "boxes": boxes, "labels": labels, "valid": valid}
-    for name, x in arrays.items():
-        if x is not None and not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    for name, x in arrays.items():
-        if x is not None and x.device != scores.device:
-            raise TypeError(f"{name} is on {x.device} but scores is on {scores.device}")
-    if scores.ndim != 1:
-        raise ValueError(f"scores must have shape (N,), got {tuple(scores.shape)}")
-    if not scores.is_floating_point():
-        raise TypeError(f"scores must be floating, got {_dtype_name(scores)}")
-    n = scores.shape[0]
-    if masks is not None:
-        if masks.ndim != 3:
-            raise ValueError(f"masks must have shape (N, H, W), got {tuple(masks.shape)}")
-        if masks.shape[0] != n:
-            raise ValueError(f"masks must have one mask per score: expected {n}, got {masks.shape[0]}")
-        if masks.is_complex():
-            raise TypeError(f"masks must be bool, integer or floating 0/1, got {_dtype_name(masks)}")
-        if masks.shape[1] * masks.shape[2] > MAX_MASK_PIXELS:
-            raise ValueError(f"masks must have H * W <= 2**24 pixels (exact float32 counts), got "
-                             f"{masks.shape[1]} x {masks.shape[2]} = {masks.shape[1] * masks.shape[2]}")
-    if boxes is not None:
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
-        if boxes.shape[0] != n:
-            raise ValueError(f"boxes must have one box per score: expected {n}, got {boxes.shape[0]}")
-        if boxes.is_complex() or boxes.dtype == torch.bool:
-            raise TypeError(f"boxes must be real numbers, got {_dtype_name(boxes)}")
-    if labels is not None:
-        if labels.ndim != 1 or labels.shape[0] != n:
-            raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise TypeError(f"labels must be integers, got {_dtype_name(labels)}")
-    if valid is not None:
-        if valid.ndim != 1 or valid.shape[0] != n:
-            raise ValueError(f"valid must have shape ({n},), got {tuple(valid.shape)}")
-        if valid.dtype != torch.bool:
-            raise TypeError(f"valid must be bool, got {_dtype_name(valid)}")
-
-
-def _check(scores: Any, masks: Any, boxes: Any, labels: Any, valid: Any) -> None:
-    """All checks in eager mode; under torch.compile / torch.export only the static ones (a value check
-    would be a data-dependent branch); none under torch.jit.trace, where even shapes are traced values."""
-    if torch.jit.is_tracing():
-        return
-    _check_inputs(scores, masks, boxes, labels, valid)
-    if torch.compiler.is_compiling():
-        return
-    # value checks (NaN scores, non-binary masks, inverted boxes): one reduction and host sync each
-    xp = namespace(scores=scores)
-    check_scores(xp, scores)
-    if masks is not None:
-        check_masks(xp, masks)
-    if boxes is not None:
-        check_boxes(xp, boxes)
+# TorchScript cannot compile the Python-side checks; scripting skips the branch that calls them.
+_check = torch.jit.unused(check_static_form)
 
 
 def matrix_nms_static(
@@ -396,10 +332,6 @@ class MatrixNMS(torch.nn.Module):
                 f"post_threshold={self.post_threshold}, pre_top_k={self.pre_top_k}, post_top_k={self.post_top_k}")
 
 
-# TorchScript cannot compile the Python-side checks; scripting skips the branch that calls them.
-_check = torch.jit.unused(_check)
-
-
 def script_module(module: MatrixNMS) -> torch.jit.ScriptModule:
     """``torch.jit.script(module)`` without torch 2.13's deprecation warning for torch.jit.
 
@@ -431,14 +363,6 @@ class _OnnxGraph(torch.nn.Module):
         if self.use_boxes:
             return self.nms(scores, boxes=items, labels=labels, valid=valid)
         return self.nms(scores, items, labels=labels, valid=valid)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 def to_onnx(
@@ -480,19 +404,7 @@ def to_onnx(
     Raises:
         ImportError: ``onnx`` or ``onnxscript`` (needed by torch.onnx's exporter) is not installed.
     """
-    if (mask_size is None) == (not boxes):
-        raise ValueError("to_onnx needs exactly one of mask_size=(H, W) or boxes=True, got "
-                         + ("both" if boxes else "neither"))
-    n = _positive_int("num_candidates", num_candidates)
-    if mask_size is not None:
-        if (not isinstance(mask_size, (tuple, list)) or len(mask_size) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in mask_size)):
-            raise TypeError(f"mask_size must be a pair of ints (H, W), got {mask_size!r}")
-        if min(mask_size) < 1 or mask_size[0] * mask_size[1] > MAX_MASK_PIXELS:
-            raise ValueError(f"mask_size must be >= 1 each with H * W <= 2**24, got {tuple(mask_size)}")
-    if pre_top_k == 0 or post_top_k == 0:
-        raise ValueError(f"pre_top_k and post_top_k must be >= 1 for an ONNX graph, got {pre_top_k}, {post_top_k}")
-    _check_opset(opset)
+    n = check_onnx_graph(num_candidates, mask_size, boxes, pre_top_k, post_top_k, opset, MIN_OPSET)
 
     nms = MatrixNMS(kernel=kernel, sigma=sigma, score_threshold=score_threshold, post_threshold=post_threshold,
                     pre_top_k=pre_top_k, post_top_k=post_top_k)
@@ -507,13 +419,6 @@ def to_onnx(
         ["valid"] if valid else [])
     return export_onnx(_OnnxGraph(nms, use_boxes=boxes), args, path, input_names=input_names,
                        output_names=OUTPUT_NAMES, opset=opset)
-
-
-def _check_opset(opset: Any) -> None:
-    if not isinstance(opset, int) or isinstance(opset, bool):
-        raise TypeError(f"opset must be an int, got {type(opset).__name__}")
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset must be >= {MIN_OPSET} (torch.onnx's exporter), got {opset}")
 
 
 def export_onnx(
@@ -542,11 +447,7 @@ def export_onnx(
     Raises:
         ImportError: ``onnx`` or ``onnxscript`` (needed by torch.onnx's exporter) is not installed.
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(args, tuple):
-        raise TypeError(f"args must be a tuple of example inputs, got {type(args).__name__}")
-    _check_opset(opset)
+    check_export_model(model, args, opset, MIN_OPSET)
     for package in ("onnx", "onnxscript"):
         try:
             __import__(package)

@@ -11,8 +11,8 @@ from typing import Literal
 
 from ._dispatch import resolve
 from ._typing import Array
-from ._validate import check_boxes, check_masks, namespace
-BOX_FORMATS = ("xyxy", "xywh", "xyxy_inclusive")
+from ._validate import BOX_FORMATS  # noqa: F401  (the accepted formats, also importable from here)
+from ._validate import check_box_format, check_boxes, check_mask_sets, check_masks, namespace
 
 
 def mask_iou(masks_a: Array, masks_b: Array | None = None, *, backend: str = "auto") -> Array:
@@ -28,12 +28,7 @@ def mask_iou(masks_a: Array, masks_b: Array | None = None, *, backend: str = "au
         dtype for Torch. Same library and device as the input.
     """
     xp = namespace(masks_a=masks_a, masks_b=masks_b)
-    check_masks(xp, masks_a, name="masks_a")
-    if masks_b is not None:
-        check_masks(xp, masks_b, name="masks_b")
-        if tuple(masks_b.shape[1:]) != tuple(masks_a.shape[1:]):
-            raise ValueError(f"masks_b must have the same H, W as masks_a {tuple(masks_a.shape[1:])}, "
-                             f"got {tuple(masks_b.shape[1:])}")
+    check_mask_sets(xp, masks_a, masks_b)
     _, fn = resolve("mask_iou", masks_a, backend)
     return fn(masks_a, masks_b)
 
@@ -72,7 +67,6 @@ def masks_to_boxes(
     """
     xp = namespace(masks=masks)
     check_masks(xp, masks)
-    if format not in BOX_FORMATS:
-        raise ValueError(f"format must be one of {BOX_FORMATS}, got {format!r}")
+    check_box_format(format)
     _, fn = resolve("masks_to_boxes", masks, backend)
     return fn(masks, format)

@@ -42,14 +42,13 @@ batched (K, K) IoU blocks, masks instead of data-dependent loops, chunked) for T
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Literal
 
 import array_api_compat
 
 from ._dispatch import resolve
 from ._typing import Array
-from ._validate import check_kernel, check_positive, dtype_name, is_floating, is_integer, namespace
+from ._validate import check_batched, check_batched_values, check_paddle_options, is_integer, namespace
 
 
 def multiclass_matrix_nms(
@@ -159,84 +158,16 @@ def multiclass_matrix_nms_padded(
 # ---------------------------------------------------------------------------------------------- validation
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_cutoff(name: str, value: Any) -> float:
-    """A threshold compared with ``>``: any finite real (a negative one keeps zero scores)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
-
-
-def _check_limit(name: str, value: Any) -> int | None:
-    """A top-k: an int >= 0, or -1 / None for no limit (Paddle's convention)."""
-    if value is None:
-        return None
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int (-1 for no limit), got {type(value).__name__}")
-    if value < -1:
-        raise ValueError(f"{name} must be >= 0, or -1 for no limit, got {value}")
-    return None if value == -1 else int(value)
-
-
-def _in_graph(x: Any) -> bool:
-    """True while torch.compile / torch.export / torch.jit.trace records ``x``'s computation: a value check
-    would then be a data-dependent branch, so only static (shape, dtype, argument) checks run."""
-    if not array_api_compat.is_torch_array(x):
-        return False
-    import torch
-
-    return torch.jit.is_tracing() or torch.compiler.is_compiling()
-
-
-def _check_finite(xp: Any, name: str, x: Any) -> None:
-    if _in_graph(x):
-        return
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError(f"{name} must be finite, got {'NaN' if bool(xp.any(xp.isnan(x))) else 'inf'}")
-
-
 def _prepare(boxes, scores, score_threshold, post_threshold, nms_top_k, keep_top_k, kernel, sigma,
              background_label, normalized, backend) -> tuple[Any, dict]:
     """Validate every argument (errors name it and what was received); returns the namespace and a plan."""
     xp = namespace(boxes=boxes, scores=scores)
-    if boxes.ndim != 3 or boxes.shape[2] != 4:
-        raise ValueError(f"boxes must have shape (B, M, 4), got {tuple(boxes.shape)}")
-    if scores.ndim != 3:
-        raise ValueError(f"scores must have shape (B, C, M), got {tuple(scores.shape)}")
-    n_img, n_cls, m = (int(d) for d in scores.shape)
-    if n_img != boxes.shape[0]:
-        raise ValueError(f"scores must have one (C, M) slice per image: boxes has B = {boxes.shape[0]}, "
-                         f"scores has {n_img}")
-    if m != boxes.shape[1]:
-        raise ValueError(f"scores must have one column per box: boxes has M = {boxes.shape[1]}, scores has {m}")
-    if not is_floating(xp, scores):
-        raise TypeError(f"scores must be floating, got {dtype_name(scores)}")
-    if not (is_floating(xp, boxes) or is_integer(xp, boxes)):
-        raise TypeError(f"boxes must be real numbers, got {dtype_name(boxes)}")
-    score_threshold = _check_cutoff("score_threshold", score_threshold)
-    post_threshold = _check_cutoff("post_threshold", post_threshold)
-    nms_top_k = _check_limit("nms_top_k", nms_top_k)
-    keep_top_k = _check_limit("keep_top_k", keep_top_k)
-    check_kernel(kernel)
-    sigma = check_positive("sigma", sigma)
-    if not _is_int(background_label):
-        raise TypeError(f"background_label must be an int, got {type(background_label).__name__}")
-    if not -1 <= background_label < n_cls:
-        raise ValueError(f"background_label must be -1 (none) or a class index in [0, {n_cls}), "
-                         f"got {background_label}")
-    if not isinstance(normalized, bool) and type(normalized).__name__ != "bool_":
-        raise TypeError(f"normalized must be a bool, got {type(normalized).__name__}")
+    n_img, n_cls, m = check_batched(xp, boxes, scores)
+    score_threshold, post_threshold, nms_top_k, keep_top_k, sigma = check_paddle_options(
+        n_cls, score_threshold, post_threshold, nms_top_k, keep_top_k, kernel, sigma, background_label, normalized)
     _, impl = resolve("multiclass_matrix_nms", scores, backend)
     # value checks last: each is a pass over the data (and a host sync on a GPU)
-    if n_img * n_cls * m:
-        _check_finite(xp, "scores", scores)
-    if n_img * m and is_floating(xp, boxes):
-        _check_finite(xp, "boxes", boxes)
+    check_batched_values(xp, boxes, scores)
 
     out_dtype = scores.dtype if is_integer(xp, boxes) else xp.result_type(scores.dtype, boxes.dtype)
     classes = tuple(c for c in range(n_cls) if c != background_label)

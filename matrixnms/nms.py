@@ -18,7 +18,7 @@ import array_api_compat
 
 from ._dispatch import resolve
 from ._typing import Array
-from ._validate import check_areas, check_boxes, check_labels, check_masks, check_nms_options, check_scores, namespace
+from ._validate import check_detections, check_nms_options
 
 
 def _compute_dtype(xp: Any, scores: Array) -> Any:
@@ -66,21 +66,7 @@ def matrix_nms(
         (Array[K] int64, Array[K] scores.dtype): ``keep`` indices into the input, ordered by decayed score
         (descending; ties by lower index), and their decayed scores. Same library and device as ``scores``.
     """
-    if (masks is None) == (boxes is None):
-        raise ValueError("matrix_nms needs exactly one of masks or boxes, got "
-                         + ("both" if masks is not None else "neither"))
-    xp = namespace(scores=scores, masks=masks, boxes=boxes, labels=labels, mask_areas=mask_areas)
-    n = check_scores(xp, scores)
-    if masks is not None:
-        check_masks(xp, masks, n)
-    else:
-        check_boxes(xp, boxes, n)
-        if mask_areas is not None:
-            raise ValueError("mask_areas applies to masks, got it with boxes")
-    if labels is not None:
-        check_labels(xp, labels, n)
-    if mask_areas is not None:
-        check_areas(xp, mask_areas, n)
+    xp, n = check_detections("matrix_nms", scores, masks, boxes, labels, mask_areas)
     sigma, score_threshold, post_threshold, pre_top_k, post_top_k = check_nms_options(
         kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
     op = "mask_decay" if masks is not None else "box_decay"

@@ -23,29 +23,27 @@ the algorithm differs:
    once every ``cmax[i]`` with ``i`` in or before the block is known, reduces each column to its decay.
    No K x K array exists.
 
-Parallelism: the calling thread and ``numba.get_num_threads() - 1`` helper threads (so ``NUMBA_NUM_THREADS``
-and ``numba.set_num_threads`` both apply) run the same ``nogil``
-worker, each claiming the next mask / column / row with an atomic counter, so the triangular pair counts
-balance themselves and a helper that the OS has not scheduled yet costs nothing (the caller does the work;
-a fork-join ``prange`` region would wait for it, which on a busy machine costs more than the whole
-computation). Inputs smaller than ``SERIAL_BYTES`` run on the calling thread only. Calls are thread-safe.
+Parallelism: every pass runs on the threads of ``_numba_runtime.run_claimed`` (the calling thread and
+``numba.get_num_threads() - 1`` helpers, each claiming the next mask / column / row from an atomic counter, so
+the triangular pair counts balance themselves; why plain threads and not ``prange``: see that module). Inputs
+smaller than ``SERIAL_BYTES`` run on the calling thread only. Calls are thread-safe.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import array_api_compat
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
 from .._dispatch import register
+from .._typing import Array
+from ._numba_runtime import (
+    DONE, NEXT, SLOT, element_pointer, host, is_vector_and_index, run_claimed, take_ticket, thread_count, view, wrap,
+)
 
 # Masks that are not contiguous 0/1 bytes (floats, wider ints, strided views) are converted this many
 # bytes at a time, never as one full copy.
@@ -58,11 +56,6 @@ SERIAL_BYTES = 2 * 2**20
 
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)
-
-# helper threads of _run, created on first use
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
-_POOL_LOCK = threading.Lock()
 
 
 # Hot helpers that only index arrays they are given are compiled without Numba's reference counting
@@ -100,39 +93,16 @@ _clz = _bit_intrinsic("llvm.ctlz", 0)
 @intrinsic
 def _nonzero_bits64(typingctx: Any, buf: Any, start: Any):
     """64 bits, bit i set where ``buf[start + i] != 0``, for a 1-D uint8 ``buf``; needs start + 64 <= len."""
-    if not (isinstance(buf, types.Array) and buf.dtype == types.uint8 and buf.ndim == 1
-            and isinstance(start, types.Integer)):
+    if not is_vector_and_index(buf, types.uint8, start):
         return None
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        offset = context.cast(builder, args[1], sig.args[1], types.intp)
         vector = ir.VectorType(ir.IntType(8), 64)
-        pointer = builder.bitcast(builder.gep(array.data, [offset]), vector.as_pointer())
+        pointer = builder.bitcast(element_pointer(context, builder, sig, args), vector.as_pointer())
         nonzero = builder.icmp_unsigned("!=", builder.load(pointer, align=1), ir.Constant(vector, None))
         return builder.bitcast(nonzero, ir.IntType(64))
 
     return types.uint64(buf, start), codegen
-
-
-@intrinsic
-def _take_ticket(typingctx: Any, counters: Any, which: Any):
-    """Atomically add 1 to ``counters[which]`` (int64) and return its previous value."""
-    if not (isinstance(counters, types.Array) and counters.dtype == types.int64 and counters.ndim == 1
-            and isinstance(which, types.Integer)):
-        return None
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        offset = context.cast(builder, args[1], sig.args[1], types.intp)
-        pointer = builder.gep(array.data, [offset])
-        return builder.atomic_rmw("add", pointer, ir.Constant(ir.IntType(64), 1), "seq_cst")
-
-    return types.int64(counters, which), codegen
-
-
-# state of a parallel run (see _run): next item to claim, items finished, next scratch slot
-_NEXT, _DONE, _SLOT = 0, 1, 2
 
 
 # --- bounds and packing -----------------------------------------------------------------------------------
@@ -198,11 +168,11 @@ def _bounds_worker(state, total, buf, sources, h, w, box):
     """Claim masks t and write ``box[t]`` = tight inclusive (y0, y1, x0, x1) of mask ``sources[t]``."""
     columns = np.empty((w + 63) // 64, np.uint64)
     while True:
-        t = _take_ticket(state, _NEXT)
+        t = take_ticket(state, NEXT)
         if t >= total:
             return
         _mask_bounds(buf, sources[t] * h * w, h, w, columns, box[t])
-        _take_ticket(state, _DONE)
+        take_ticket(state, DONE)
 
 
 @njit(cache=True, nogil=True)
@@ -213,7 +183,7 @@ def _pack_worker(state, total, buf, sources, h, w, box, offset, data, area):
     Only the box's rows and 64-pixel words are read.
     """
     while True:
-        t = _take_ticket(state, _NEXT)
+        t = take_ticket(state, NEXT)
         if t >= total:
             return
         y0, y1, x0, x1 = box[t, 0], box[t, 1], box[t, 2], box[t, 3]
@@ -228,7 +198,7 @@ def _pack_worker(state, total, buf, sources, h, w, box, offset, data, area):
                 data[p + (k - k0) * rows] = bits
                 count += _popcount(bits)
         area[t] = np.float64(count)
-        _take_ticket(state, _DONE)
+        take_ticket(state, DONE)
 
 
 # --- pairwise IoU ----------------------------------------------------------------------------------------
@@ -339,10 +309,10 @@ def _overlaps_worker(state, total, first_column, use_masks, data, offset, box, a
             starts in ``group`` and ``group_pos[j]`` where j itself is, so its higher-scored same-label
             candidates are ``group[group_start[j]:group_pos[j]]``.
     """
-    slot = _take_ticket(state, _SLOT)
+    slot = take_ticket(state, SLOT)
     used = 0
     while True:
-        t = _take_ticket(state, _NEXT)
+        t = take_ticket(state, NEXT)
         if t >= total:
             return
         j = first_column + t
@@ -360,7 +330,7 @@ def _overlaps_worker(state, total, first_column, use_masks, data, offset, box, a
         count[j] = c
         cmax[j] = best
         used += c
-        _take_ticket(state, _DONE)
+        take_ticket(state, DONE)
 
 
 @njit(cache=True, nogil=True)
@@ -368,13 +338,13 @@ def _decay_worker(state, total, first_column, index, value, owner, first, count,
     """Phase two: claim columns j = first_column + t and reduce their lists to ``decay[j]``; every
     ``cmax[i]`` with i <= j is known by then."""
     while True:
-        t = _take_ticket(state, _NEXT)
+        t = take_ticket(state, NEXT)
         if t >= total:
             return
         j = first_column + t
         decay[j] = _column_decay(index[owner[j], first[j]:], value[owner[j], first[j]:], count[j], cmax, gaussian,
                                  sigma)
-        _take_ticket(state, _DONE)
+        take_ticket(state, DONE)
 
 
 @njit(cache=True, nogil=True)
@@ -386,7 +356,7 @@ def _iou_worker(state, total, data_a, offset_a, box_a, area_a, data_b, offset_b,
     index = np.empty(box_b.shape[0], np.int64)
     value = np.empty(box_b.shape[0])
     while True:
-        i = _take_ticket(state, _NEXT)
+        i = take_ticket(state, NEXT)
         if i >= total:
             return
         c = _mask_overlaps(data_a, offset_a, box_a, area_a, i, data_b, offset_b, box_b, area_b, members,
@@ -397,20 +367,13 @@ def _iou_worker(state, total, data_a, offset_a, box_a, area_a, data_b, offset_b,
                 out[index[r], i] = value[r]
         if symmetric and area_a[i] > 0:
             out[i, i] = 1.0
-        _take_ticket(state, _DONE)
+        take_ticket(state, DONE)
 
 
 # --- Python wrappers -------------------------------------------------------------------------------------
 
 
-def _host(x: Any) -> np.ndarray:
-    """A NumPy view of a NumPy array or Torch CPU tensor (no copy)."""
-    if array_api_compat.is_torch_array(x):
-        return x.detach().numpy()
-    return np.asarray(x)
-
-
-def _float(like: Any, name: str) -> Any:
+def _float(like: Array, name: str) -> Any:
     """The dtype ``name`` ("float32", "float64" or "default") of the library of ``like``."""
     if array_api_compat.is_torch_array(like):
         import torch
@@ -419,48 +382,10 @@ def _float(like: Any, name: str) -> Any:
     return np.dtype(np.float64 if name == "default" else name)
 
 
-def _result(values: np.ndarray, like: Any, dtype: Any) -> Any:
-    """``values`` as ``dtype`` (a NumPy or Torch dtype) in the library of ``like``."""
-    if array_api_compat.is_torch_array(like):
-        import torch
-
-        return torch.from_numpy(values).to(dtype)
-    return values.astype(dtype, copy=False)
-
-
 def _threads(work_bytes: int) -> int:
     """Threads for a call: Numba's current thread count (``numba.set_num_threads``, by default
     ``NUMBA_NUM_THREADS``), or 1 for small work."""
-    return 1 if work_bytes < SERIAL_BYTES else max(1, numba.get_num_threads())
-
-
-def _pool(size: int) -> ThreadPoolExecutor:
-    global _POOL, _POOL_SIZE
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_SIZE < size:  # grows if the thread count was raised
-            _POOL, _POOL_SIZE = ThreadPoolExecutor(max_workers=size, thread_name_prefix="matrixnms"), size
-        return _POOL
-
-
-def _run(worker: Any, total: int, threads: int, *args: Any) -> None:
-    """``worker(state, total, *args)`` on the calling thread and ``threads - 1`` helpers at once; they claim
-    the ``total`` items one at a time (``_take_ticket``), and this returns when every item is done.
-
-    The caller works too and never waits for a helper that has not started (a late helper finds nothing
-    left). A fork-join parallel region (``prange``) waits for every thread to be scheduled: on a machine
-    whose cores are busy that costs milliseconds per region, ten times the whole computation.
-    """
-    state = np.zeros(3, np.int64)
-    helpers = []
-    if threads > 1 and total > 1:
-        pool = _pool(threads - 1)
-        helpers = [pool.submit(worker, state, total, *args) for _ in range(threads - 1)]
-    worker(state, total, *args)
-    while state[_DONE] < total:  # items a helper claimed and is still working on
-        for helper in helpers:
-            if helper.done() and helper.exception() is not None:
-                raise helper.exception()
-        time.sleep(0)
+    return thread_count(work_bytes, SERIAL_BYTES)
 
 
 def _is_bytes(masks: np.ndarray) -> bool:
@@ -504,20 +429,17 @@ class _Packed:
         for first, buf, local in _chunks(masks, sources):
             stop = first + local.shape[0]
             box = self.box[first:stop]
-            _run(_bounds_worker, stop - first, threads, buf, local, h, w, box)
+            run_claimed(_bounds_worker, stop - first, threads, buf, local, h, w, box)
             if keep_bits:
                 rows = np.maximum(box[:, 1] - box[:, 0] + 1, 0)
                 words = np.maximum((box[:, 3] >> 6) - (box[:, 2] >> 6) + 1, 0)
                 offset = np.cumsum(rows * words) - rows * words
                 data = np.empty(int(np.sum(rows * words)), np.uint64)
-                _run(_pack_worker, stop - first, threads, buf, local, h, w, box, offset, data, self.area[first:stop])
+                run_claimed(_pack_worker, stop - first, threads, buf, local, h, w, box, offset, data,
+                            self.area[first:stop])
                 self.offset[first:stop] = offset + sum(part.shape[0] for part in parts)
                 parts.append(data)
         self.data = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros(0, np.uint64)
-
-
-def _positions(x: Any) -> np.ndarray:
-    return _host(x).astype(np.int64, copy=False)
 
 
 def _all_rows(x: np.ndarray) -> np.ndarray:
@@ -528,12 +450,12 @@ def _pixels(masks: np.ndarray, count: int) -> int:
     return count * masks.shape[1] * masks.shape[2]
 
 
-def _groups(labels: Any, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _groups(labels: Array | None, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(group, group_start, group_pos) of ``_overlaps_worker``: positions ordered by (label, position)."""
     positions = np.arange(k, dtype=np.int64)
     if labels is None:
         return positions, np.zeros(k, np.int64), positions
-    labels = _host(labels)
+    labels = view(labels)
     group = np.argsort(labels, kind="stable").astype(np.int64)
     ordered = labels[group]
     new_label = np.r_[True, ordered[1:] != ordered[:-1]] if k else np.zeros(0, bool)
@@ -545,7 +467,7 @@ def _groups(labels: Any, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return group, group_start, group_pos
 
 
-def _decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, labels: Any, kernel: str,
+def _decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, labels: Array | None, kernel: str,
            sigma: float, threads: int) -> np.ndarray:
     """float64[K] decay of the sorted candidates: of ``packed`` masks (``union_area`` for the union) or,
     with ``packed`` None, of ``sorted_boxes``."""
@@ -566,15 +488,15 @@ def _decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndar
     decay = np.ones(k)
     for s in range(0, k, block):
         e = min(s + block, k)
-        _run(_overlaps_worker, e - s, threads, s, packed is not None, data, offset, box, union_area, group_boxes,
-             group, group_start, group_pos, index, value, owner, first, count, cmax)
+        run_claimed(_overlaps_worker, e - s, threads, s, packed is not None, data, offset, box, union_area,
+                    group_boxes, group, group_start, group_pos, index, value, owner, first, count, cmax)
         # every cmax[i] with i < e is known now
-        _run(_decay_worker, e - s, threads, s, index, value, owner, first, count, cmax, kernel == "gaussian",
-             float(sigma), decay)
+        run_claimed(_decay_worker, e - s, threads, s, index, value, owner, first, count, cmax,
+                    kernel == "gaussian", float(sigma), decay)
     return decay
 
 
-def _iou(a: _Packed, b: _Packed | None, labels: Any, threads: int) -> np.ndarray:
+def _iou(a: _Packed, b: _Packed | None, labels: Array | None, threads: int) -> np.ndarray:
     """float64 IoU of packed sets: A against B, or A against itself (0 across ``labels``)."""
     n = a.area.shape[0]
     if b is None:  # each pair once: j against the same-label masks before it
@@ -583,55 +505,56 @@ def _iou(a: _Packed, b: _Packed | None, labels: Any, threads: int) -> np.ndarray
     else:
         members, start, stop = _all_rows(b.area), np.zeros(n, np.int64), np.full(n, b.area.shape[0])
     out = np.zeros((n, b.area.shape[0]))
-    _run(_iou_worker, n, threads, a.data, a.offset, a.box, a.area, b.data, b.offset, b.box, b.area, members, start,
-         stop, b is a, out)
+    run_claimed(_iou_worker, n, threads, a.data, a.offset, a.box, a.area, b.data, b.offset, b.box, b.area, members,
+                start, stop, b is a, out)
     return out
 
 
 @register("mask_decay", "numba")
-def mask_decay(masks: Any, order: Any, labels: Any, areas: Any, kernel: str, sigma: float, dtype: Any) -> Any:
-    m, sources = _host(masks), _positions(order)
+def mask_decay(masks: Array, order: Array, labels: Array | None, areas: Array | None, kernel: str, sigma: float,
+               dtype: Any) -> Array:
+    m, sources = view(masks), host(order, np.int64)
     threads = _threads(_pixels(m, sources.shape[0]))
     packed = _Packed(m, sources, threads)
-    union_area = packed.area if areas is None else _host(areas).astype(np.float64)
+    union_area = packed.area if areas is None else host(areas, np.float64)
     decay = _decay(packed, union_area, np.zeros((sources.shape[0], 4)), labels, kernel, sigma, threads)
-    return _result(decay, order, dtype)
+    return wrap(decay, order, dtype)
 
 
 @register("box_decay", "numba")
-def box_decay(boxes: Any, order: Any, labels: Any, kernel: str, sigma: float, dtype: Any) -> Any:
-    sorted_boxes = _host(boxes)[_positions(order)].astype(np.float64)
+def box_decay(boxes: Array, order: Array, labels: Array | None, kernel: str, sigma: float, dtype: Any) -> Array:
+    sorted_boxes = view(boxes)[host(order, np.int64)].astype(np.float64)
     k = sorted_boxes.shape[0]
     # a box pair costs about what a mask byte does
     decay = _decay(None, np.zeros(k), sorted_boxes, labels, kernel, sigma, _threads(k * k))
-    return _result(decay, order, dtype)
+    return wrap(decay, order, dtype)
 
 
 @register("mask_iou_sorted", "numba")
-def mask_iou_sorted(masks: Any, order: Any, labels: Any) -> Any:
-    m, sources = _host(masks), _positions(order)
+def mask_iou_sorted(masks: Array, order: Array, labels: Array | None) -> Array:
+    m, sources = view(masks), host(order, np.int64)
     threads = _threads(_pixels(m, sources.shape[0]))
     iou = _iou(_Packed(m, sources, threads), None, labels, threads)
-    return _result(iou, order, _float(order, "float64"))
+    return wrap(iou, order, _float(order, "float64"))
 
 
 @register("mask_iou", "numba")
-def mask_iou(masks_a: Any, masks_b: Any) -> Any:
-    a = _host(masks_a)
-    b = None if masks_b is None else _host(masks_b)
+def mask_iou(masks_a: Array, masks_b: Array | None) -> Array:
+    a = view(masks_a)
+    b = None if masks_b is None else view(masks_b)
     threads = _threads(_pixels(a, a.shape[0] + (0 if b is None else b.shape[0])))
     packed_b = None if b is None else _Packed(b, _all_rows(b), threads)
     iou = _iou(_Packed(a, _all_rows(a), threads), packed_b, None, threads)
-    return _result(iou, masks_a, _float(masks_a, "default"))
+    return wrap(iou, masks_a, _float(masks_a, "default"))
 
 
 @register("masks_to_boxes", "numba")
-def masks_to_boxes(masks: Any, fmt: str) -> Any:
-    m = _host(masks)
+def masks_to_boxes(masks: Array, fmt: str) -> Array:
+    m = view(masks)
     y0, y1, x0, x1 = _Packed(m, _all_rows(m), _threads(_pixels(m, m.shape[0])), keep_bits=False).box.T
     end = 0 if fmt == "xyxy_inclusive" else 1  # "xyxy" and "xywh" count pixel edges
     out = np.stack([x0, y0, x1 + end, y1 + end], axis=1).astype(np.float32)
     if fmt == "xywh":
         out[:, 2:] -= out[:, :2]
     out[y1 < y0] = 0  # empty masks
-    return _result(out, masks, _float(masks, "float32"))
+    return wrap(out, masks, _float(masks, "float32"))

@@ -1,10 +1,11 @@
 """Numba kernels for the sequential loops of greedy NMS and Soft-NMS (the baselines in ``matrixnms.baselines``).
 
 They serve NumPy arrays and Torch CPU tensors (which share memory with NumPy, so nothing is copied on the way
-in); results come back in the caller's library. Inputs are already validated. Box IoU is computed on the
-fly in float64 with exactly the operations of ``_generic.box_iou_block`` (so decisions at the threshold match
-the generic path bit for bit): ``w = max(min(x2) - max(x1), 0)``, ``inter = w * h``,
-``union = (area_i + area_j) - inter``, ``iou = inter / union`` (0 when ``union <= 0``), clipped to [0, 1].
+in); results come back in the caller's library (both through ``_numba_runtime``). Inputs are already
+validated. Box IoU is computed on the fly in float64 with exactly the operations of
+``_generic.box_iou_block`` (so decisions at the threshold match the generic path bit for bit):
+``w = max(min(x2) - max(x1), 0)``, ``inter = w * h``, ``union = (area_i + area_j) - inter``,
+``iou = inter / union`` (0 when ``union <= 0``), clipped to [0, 1].
 
 Op contract (registered for backend "numba"):
 
@@ -23,30 +24,14 @@ Op contract (registered for backend "numba"):
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numba import njit
 
-from .._dispatch import library_of, register
+from .._dispatch import register
+from .._typing import Array
+from ._numba_runtime import host, view, wrap
 
 _GAUSSIAN, _LINEAR = 0, 1
-
-
-def _host(x: Any) -> np.ndarray:
-    """A NumPy view of a NumPy array or Torch CPU tensor (no copy when already contiguous)."""
-    if not isinstance(x, np.ndarray):
-        x = x.detach().numpy()
-    return np.ascontiguousarray(x)
-
-
-def _like(result: np.ndarray, reference: Any) -> Any:
-    """``result`` in the library of ``reference`` (Torch CPU tensors wrap the NumPy buffer)."""
-    if library_of(reference) == "torch":
-        import torch
-
-        return torch.from_numpy(result)
-    return result
 
 
 @njit(cache=True, inline="always")
@@ -162,23 +147,24 @@ _NO_BOXES = np.zeros((0, 4))
 _NO_IOU = np.zeros((0, 0))
 
 
-def _labels(labels: Any) -> tuple[np.ndarray, bool]:
+def _labels(labels: Array | None) -> tuple[np.ndarray, bool]:
+    """(int64 labels, True), or (an empty array, False) without labels: the kernels' two label arguments."""
     if labels is None:
         return _NO_LABELS, False
-    return _host(labels).astype(np.int64, copy=False), True
+    return host(labels, np.int64), True
 
 
 @register("greedy_boxes", "numba")
-def greedy_boxes(boxes: Any, order: Any, labels: Any, iou_threshold: float) -> Any:
-    b = np.ascontiguousarray(_host(boxes)[_host(order)], dtype=np.float64)
+def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
+    b = host(view(boxes)[view(order)], np.float64)
     lab, use_labels = _labels(labels)
-    return _like(_greedy_boxes_kernel(b, lab, use_labels, float(iou_threshold)), order)
+    return wrap(_greedy_boxes_kernel(b, lab, use_labels, float(iou_threshold)), order)
 
 
 @register("greedy_iou", "numba")
-def greedy_iou(iou: Any, iou_threshold: float) -> Any:
-    matrix = np.ascontiguousarray(_host(iou), dtype=np.float64)
-    return _like(_greedy_iou_kernel(matrix, float(iou_threshold)), iou)
+def greedy_iou(iou: Array, iou_threshold: float) -> Array:
+    matrix = host(iou, np.float64)
+    return wrap(_greedy_iou_kernel(matrix, float(iou_threshold)), iou)
 
 
 def _soft_options(kernel: str, sigma: float, iou_threshold: float, score_threshold: float) -> tuple:
@@ -187,21 +173,21 @@ def _soft_options(kernel: str, sigma: float, iou_threshold: float, score_thresho
 
 
 @register("soft_nms_boxes", "numba")
-def soft_nms_boxes(boxes: Any, candidates: Any, scores: Any, labels: Any, kernel: str, sigma: float,
-                   iou_threshold: float, score_threshold: float) -> tuple[Any, Any]:
-    b = np.ascontiguousarray(_host(boxes)[_host(candidates)], dtype=np.float64)
+def soft_nms_boxes(boxes: Array, candidates: Array, scores: Array, labels: Array | None, kernel: str, sigma: float,
+                   iou_threshold: float, score_threshold: float) -> tuple[Array, Array]:
+    b = host(view(boxes)[view(candidates)], np.float64)
     lab, use_labels = _labels(labels)
-    s = np.ascontiguousarray(_host(scores), dtype=np.float64)
+    s = host(scores, np.float64)
     positions, values = _soft_kernel(s, _NO_IOU, b, lab, False, use_labels,
                                      *_soft_options(kernel, sigma, iou_threshold, score_threshold))
-    return _like(positions, scores), _like(values, scores)
+    return wrap(positions, scores), wrap(values, scores)
 
 
 @register("soft_nms_iou", "numba")
-def soft_nms_iou(iou: Any, scores: Any, kernel: str, sigma: float, iou_threshold: float,
-                 score_threshold: float) -> tuple[Any, Any]:
-    matrix = np.ascontiguousarray(_host(iou), dtype=np.float64)
-    s = np.ascontiguousarray(_host(scores), dtype=np.float64)
+def soft_nms_iou(iou: Array, scores: Array, kernel: str, sigma: float, iou_threshold: float,
+                 score_threshold: float) -> tuple[Array, Array]:
+    matrix = host(iou, np.float64)
+    s = host(scores, np.float64)
     positions, values = _soft_kernel(s, matrix, _NO_BOXES, _NO_LABELS, True, False,
                                      *_soft_options(kernel, sigma, iou_threshold, score_threshold))
-    return _like(positions, scores), _like(values, scores)
+    return wrap(positions, scores), wrap(values, scores)

@@ -2,7 +2,8 @@
 
 Two compiled passes do the whole batch: one over (image, class) pairs selects, sorts and decays each class,
 one over images merges the classes and keeps the best. Each pass is shared out, interleaved, to
-``numba.get_num_threads()`` threads running ``nogil`` kernels; small problems stay on the calling thread.
+``numba.get_num_threads()`` threads running ``nogil`` kernels (``_numba_runtime.run_shares``, which says why
+not ``prange``); small problems stay on the calling thread.
 The semantics are those of ``matrixnms.multiclass`` (its module docstring); this module never validates.
 
 Why it is fast: each class needs only one pass over its pairs (i < j). Candidate j's max IoU ``cmax[j]`` and
@@ -17,15 +18,12 @@ uses, so float32 results round as Paddle's do.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import numba
 import numpy as np
 from numba import njit
 
 from .._dispatch import register
+from .._typing import Array
+from ._numba_runtime import host, run_shares, thread_count, wrap
 
 # min/max reductions vectorise only without NaN semantics; no value here is NaN (guarded divisions), and
 # "contract" / "arcp" / "reassoc" stay off so that every float op rounds exactly like the reference.
@@ -264,43 +262,12 @@ def _merge_share(dec, idx, cnt, classes, out_dec, out_lab, out_idx, counts, firs
 
 # Below this many IoU pairs a second thread costs more than it saves.
 _PARALLEL_PAIRS = 200_000
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _in_parallel(fn: Any, tasks: int, threads: int, *args: Any) -> None:
-    """Run ``fn(*args, first, step)`` for first = 0..threads-1 (interleaved shares of the tasks).
-
-    Plain threads over ``nogil`` kernels rather than ``prange``: GNU OpenMP, Numba's default threading layer
-    where installed, spin-waits between parallel regions, and on a machine whose cores are busy that turns a
-    1 ms call into a 100 ms one; here the caller runs share 0 itself and idle helpers sleep.
-    """
-    global _POOL
-    threads = max(1, min(threads, tasks))
-    helpers = []
-    if threads > 1:
-        with _POOL_LOCK:
-            if _POOL is None:
-                # numba.set_num_threads never exceeds the configured maximum: one pool of that size serves all
-                _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS - 1),
-                                           thread_name_prefix="matrixnms")
-        helpers = [_POOL.submit(fn, *args, first, threads) for first in range(1, threads)]
-    fn(*args, 0, threads)
-    for helper in helpers:
-        helper.result()
-
-
-def _as_numpy(x: Any) -> np.ndarray:
-    """A C-contiguous NumPy view (or copy) of a NumPy array or a CPU torch tensor."""
-    if not isinstance(x, np.ndarray):
-        x = x.detach().numpy()  # torch CPU: shares memory
-    return np.ascontiguousarray(x)
 
 
 @register("multiclass_matrix_nms", "numba")
-def multiclass_matrix_nms(boxes: Any, scores: Any, classes: tuple[int, ...], score_threshold: float,
+def multiclass_matrix_nms(boxes: Array, scores: Array, classes: tuple[int, ...], score_threshold: float,
                           post_threshold: float, kc: int, width: int, kernel: str, sigma: float,
-                          normalized: bool, static: bool) -> tuple[Any, Any, Any, Any]:
+                          normalized: bool, static: bool) -> tuple[Array, Array, Array, Array]:
     """The ``"multiclass_matrix_nms"`` kernel contract (see ``matrixnms.multiclass._run``).
 
     Args:
@@ -314,8 +281,8 @@ def multiclass_matrix_nms(boxes: Any, scores: Any, classes: tuple[int, ...], sco
         (decayed (B, width) scores.dtype, labels (B, width) int64, box index (B, width) int64, counts (B,)
         int64), in the caller's library; rows at or beyond ``counts[b]`` are padding.
     """
-    b = _as_numpy(boxes)
-    s = _as_numpy(scores)
+    b = host(boxes)
+    s = host(scores)
     t = s.dtype.type
     n_img = s.shape[0]
     class_ids = np.asarray(classes, dtype=np.int64)
@@ -323,21 +290,16 @@ def multiclass_matrix_nms(boxes: Any, scores: Any, classes: tuple[int, ...], sco
     dec = np.empty((n_img, len(classes), kc), dtype=s.dtype)
     idx = np.empty((n_img, len(classes), kc), dtype=np.int64)
     cnt = np.zeros((n_img, len(classes)), dtype=np.int64)
-    threads = numba.get_num_threads() if _pair_work(s, class_ids, score_thr, kc) >= _PARALLEL_PAIRS else 1
+    threads = thread_count(_pair_work(s, class_ids, score_thr, kc), _PARALLEL_PAIRS)
     # sentinel coordinates of inverted boxes: any pair with one has a negative overlap width, and the
     # sentinel-sentinel "intersection" (2 big)^2 stays finite
     big = t(np.sqrt(np.finfo(s.dtype).max) / 4)
-    _in_parallel(_classes_share, n_img * len(classes), threads, b, s, class_ids, score_thr, t(post_threshold),
-                 kernel == "gaussian", t(1.0 / sigma), t(0.0 if normalized else 1.0), t(0.0), t(1.0), big, dec,
-                 idx, cnt)
+    run_shares(_classes_share, n_img * len(classes), threads, b, s, class_ids, score_thr, t(post_threshold),
+               kernel == "gaussian", t(1.0 / sigma), t(0.0 if normalized else 1.0), t(0.0), t(1.0), big, dec, idx,
+               cnt)
     out_dec = np.zeros((n_img, width), dtype=s.dtype)
     out_lab = np.full((n_img, width), -1, dtype=np.int64)
     out_idx = np.full((n_img, width), -1, dtype=np.int64)
     counts = np.zeros(n_img, dtype=np.int64)
-    _in_parallel(_merge_share, n_img, threads, dec, idx, cnt, class_ids, out_dec, out_lab, out_idx, counts)
-    result = (out_dec, out_lab, out_idx, counts)
-    if isinstance(scores, np.ndarray):
-        return result
-    import torch
-
-    return tuple(torch.from_numpy(r) for r in result)
+    run_shares(_merge_share, n_img, threads, dec, idx, cnt, class_ids, out_dec, out_lab, out_idx, counts)
+    return tuple(wrap(r, scores) for r in (out_dec, out_lab, out_idx, counts))
