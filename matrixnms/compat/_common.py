@@ -15,6 +15,8 @@ from .._typing import Array
 from .._validate import KERNELS, check_areas, check_labels, check_masks, check_scores, namespace
 from ..nms import matrix_nms
 
+# SOLO's and AdelaiDet's names for the arrays (validation messages name them)
+SOLO_NAMES = {"scores": "cate_scores", "masks": "seg_masks", "labels": "cate_labels", "areas": "sum_masks"}
 # Any value works for the linear kernel, which has no sigma; the peers ignore theirs there.
 _UNUSED_SIGMA = 0.5
 

@@ -16,10 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._typing import Array
-from ._common import decayed_in_input_order
-
-_NAMES = {"scores": "cate_scores", "masks": "seg_masks", "labels": "cate_labels", "areas": "sum_masks"}
-
+from ._common import SOLO_NAMES, decayed_in_input_order
 
 def _adelaidet_kernel(kernel: Any) -> str:
     if not isinstance(kernel, str):
@@ -46,11 +43,10 @@ def matrix_nms(
         kernel: ``'linear'``; any other string means gaussian, as in AdelaiDet.
 
     Returns:
-        Tensor[N], cate_scores.dtype: the decayed score of each input, in input order; same library and
-        device as ``cate_scores``.
+        Tensor[N]: as :func:`matrixnms.compat.solo.matrix_nms`, the decayed scores in input order.
     """
     kernel = _adelaidet_kernel(kernel)
-    return decayed_in_input_order(_NAMES, cate_scores, seg_masks, cate_labels, sum_masks, kernel, sigma)
+    return decayed_in_input_order(SOLO_NAMES, cate_scores, seg_masks, cate_labels, sum_masks, kernel, sigma)
 
 
 __all__ = ["matrix_nms"]

@@ -15,10 +15,7 @@ compares and indexes like the non-empty result).
 from __future__ import annotations
 
 from .._typing import Array
-from ._common import check_strict_kernel, decayed_in_input_order
-
-_NAMES = {"scores": "cate_scores", "masks": "seg_masks", "labels": "cate_labels", "areas": "sum_masks"}
-
+from ._common import SOLO_NAMES, check_strict_kernel, decayed_in_input_order
 
 def matrix_nms(
     seg_masks: Array,
@@ -43,7 +40,7 @@ def matrix_nms(
         device as ``cate_scores``.
     """
     kernel = check_strict_kernel(kernel)
-    return decayed_in_input_order(_NAMES, cate_scores, seg_masks, cate_labels, sum_masks, kernel, sigma)
+    return decayed_in_input_order(SOLO_NAMES, cate_scores, seg_masks, cate_labels, sum_masks, kernel, sigma)
 
 
 __all__ = ["matrix_nms"]
