@@ -233,3 +233,62 @@ def greedy_mask_nms_torch(scores: Any, masks: Any, iou_threshold: float = 0.5, l
             suppressed[i + 1:] |= iou > iou_threshold
     positions = torch.tensor(sorted(kept), dtype=torch.int64, device=order.device)
     return order[positions]
+
+
+def mmdet_mask_matrix_nms_torch(
+    masks: Any, labels: Any, scores: Any, filter_thr: float = -1, nms_pre: int = -1, max_num: int = -1,
+    kernel: str = "gaussian", sigma: float = 2.0, mask_area: Any | None = None,
+) -> tuple[Any, Any, Any, Any]:
+    """mmdetection 3.x's ``mask_matrix_nms`` algorithm, transcribed step by step in Torch (the baseline of
+    ``benchmarks/test_bench_compat.py``, and the peer the compat tests compare with).
+
+    A transcription of the algorithm as mmdetection documents and runs it, written here, not their code:
+    sort the scores (descending) and keep the ``nms_pre`` highest; flatten the masks to float32 and take the
+    dense ``(N, H*W) @ (H*W, N)`` matmul as the intersections; areas expanded to (N, N), the union, the
+    upper-triangular IoU; the upper-triangular label-equality matrix; the column maximum (``cmax``) expanded
+    and transposed; the kernel in mmdetection's form (``exp(-sigma * iou^2) / exp(-sigma * cmax^2)``, sigma
+    2.0, or ``(1 - iou) / (1 - cmax)``) and its column minimum; ``scores * decay``; keep ``>= filter_thr``;
+    sort again and keep ``max_num``. Each limit is active only when > 0.
+
+    It keeps their costs (an N x (H*W) float32 copy, several N x N float32 arrays) and failure modes (NaN for
+    two empty masks and for linear-kernel duplicates; non-stable sorts). Same returns as
+    ``matrixnms.compat.mmdet.mask_matrix_nms``: (scores, labels, masks, keep_inds).
+    """
+    import torch
+
+    if len(labels) == 0:
+        return scores.new_zeros(0), labels.new_zeros(0), masks.new_zeros(0, *masks.shape[-2:]), labels.new_zeros(0)
+    if mask_area is None:
+        mask_area = masks.sum((1, 2)).float()
+    scores, order = torch.sort(scores, descending=True)
+    if nms_pre > 0:
+        order, scores = order[:nms_pre], scores[:nms_pre]
+    keep_inds = order
+    masks, mask_area, labels = masks[order], mask_area[order], labels[order]
+    n = len(labels)
+
+    flat = masks.reshape(n, -1).float()
+    intersection = torch.mm(flat, flat.T)
+    areas = mask_area.expand(n, n)
+    ious = (intersection / (areas + areas.T - intersection)).triu(diagonal=1)
+    labels_x = labels.expand(n, n)
+    same_label = (labels_x == labels_x.T).triu(diagonal=1)
+    ious = ious * same_label
+    cmax = ious.max(0).values.expand(n, n).T
+    if kernel == "gaussian":
+        decay = (torch.exp(-sigma * ious**2) / torch.exp(-sigma * cmax**2)).min(0).values
+    elif kernel == "linear":
+        decay = ((1 - ious) / (1 - cmax)).min(0).values
+    else:
+        raise NotImplementedError(f"{kernel} kernel is not supported in matrix nms")
+    scores = scores * decay
+
+    if filter_thr > 0:
+        passed = scores >= filter_thr
+        if not bool(passed.any()):
+            return scores.new_zeros(0), labels.new_zeros(0), masks.new_zeros(0, *masks.shape[-2:]), labels.new_zeros(0)
+        keep_inds, masks, scores, labels = keep_inds[passed], masks[passed], scores[passed], labels[passed]
+    scores, order = torch.sort(scores, descending=True)
+    if max_num > 0:
+        order, scores = order[:max_num], scores[:max_num]
+    return scores, labels[order], masks[order], keep_inds[order]
