@@ -159,6 +159,8 @@ class ndarray:
         return f"stand_in_cupy.{self._a!r}"
 
     def __getattr__(self, name: str) -> Any:  # shape, dtype, reshape, astype, view, sum, ...
+        if name.startswith("__"):  # never NumPy's __array_interface__ & co: no implicit host view
+            raise AttributeError(name)
         value = getattr(self._a, name)
         return _device_function(value) if callable(value) else _wrap(value)
 
