@@ -3,7 +3,7 @@ launcher per kernel, compile with g++ against ``cuda_emulation.h`` (cached by co
 
 Test code only. ``shared_library(code)`` gives a ``.so`` whose ``emu_launch_<kernel>(grid, block, timeout,
 args)`` runs the kernel on CPU threads (the stand-in CuPy's RawModule loads it with ctypes);
-``executable(code, driver, sanitize)`` links a C++ driver (``driver_mask_iou.cpp``) with the kernels, for the
+``executable(code, driver, sanitize)`` links a C++ driver (e.g. ``driver_mask_iou.cpp``) with the kernels, for the
 ASan/UBSan and TSan runs.
 """
 
@@ -133,6 +133,7 @@ def shared_library(code: str) -> Path:
     return _build("shared", code, "\n".join(launcher(k) for k in kernels(code)), "", ["-shared", "-fPIC"])
 
 
-def executable(code: str, driver: Path, sanitize: str = "") -> Path:
-    """``driver`` (C++ that calls the kernels through emu::launch) compiled with ``code``."""
-    return _build("driver", code, driver.read_text(), sanitize, [])
+def executable(code: str, driver: str, sanitize: str = "") -> Path:
+    """``driver`` (C++ source with a main() that calls the kernels through emu::launch) compiled with ``code``,
+    under ``sanitize`` ("", "address,undefined" or "thread")."""
+    return _build("driver", code, driver, sanitize, [])
