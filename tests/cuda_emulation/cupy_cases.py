@@ -62,24 +62,11 @@ def _pack_check(cp: Any, n: int, h: int, w: int, threads: int) -> None:
     np.testing.assert_array_equal(packed.get(), expected)
 
 
-@case
-def pack_bits_one_pixel(cp):
-    _pack_check(cp, 1, 1, 1, 256)
-
-
-@case
-def pack_bits_odd_sizes(cp):
-    _pack_check(cp, 5, 3, 11, 256)
-
-
-@case
-def pack_bits_two_chunks_of_words(cp):
-    _pack_check(cp, 3, 33, 33, 256)
-
-
-@case
-def pack_bits_with_1024_thread_blocks(cp):
-    _pack_check(cp, 9, 7, 33, 1024)
+# (n rows, H, W, threads a block), as named
+for _name, _shape in {"pack_bits_one_pixel": (1, 1, 1, 256), "pack_bits_odd_sizes": (5, 3, 11, 256),
+                      "pack_bits_two_chunks_of_words": (3, 33, 33, 256),
+                      "pack_bits_with_1024_thread_blocks": (9, 7, 33, 1024)}.items():
+    CASES[_name] = lambda cp, shape=_shape: _pack_check(cp, *shape)
 
 
 def _gram_check(cp: Any, n_a: int, n_b: int, words: int) -> None:
@@ -94,19 +81,10 @@ def _gram_check(cp: Any, n_a: int, n_b: int, words: int) -> None:
     np.testing.assert_array_equal(out.get(), expected)
 
 
-@case
-def popcount_gram_one_word(cp):
-    _gram_check(cp, 1, 1, 1)
-
-
-@case
-def popcount_gram_partial_tiles(cp):
-    _gram_check(cp, 5, 20, 7)
-
-
-@case
-def popcount_gram_several_word_chunks(cp):
-    _gram_check(cp, 17, 3, 70)
+# (rows of a, rows of b, words), as named
+for _name, _shape in {"popcount_gram_one_word": (1, 1, 1), "popcount_gram_partial_tiles": (5, 20, 7),
+                      "popcount_gram_several_word_chunks": (17, 3, 70)}.items():
+    CASES[_name] = lambda cp, shape=_shape: _gram_check(cp, *shape)
 
 
 # --- _cupy.py's registered kernels against the reference -------------------------------------------------
