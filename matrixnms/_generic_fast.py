@@ -73,31 +73,32 @@ def _cluster(xp, k: int, over_rows: Callable[[int, int], Array], device) -> Arra
     return kept
 
 
-def _iou_over(iou: Array, iou_threshold: float) -> Callable[[int, int], Array]:
-    return lambda s, e: iou[s:e] > iou_threshold
+def _on_iou(decide: Callable, iou: Array, iou_threshold: float) -> Array:
+    xp = array_api_compat.array_namespace(iou)
+    return decide(xp, iou.shape[0], lambda s, e: iou[s:e] > iou_threshold, array_api_compat.device(iou))
+
+
+def _on_boxes(decide: Callable, boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
+    xp = array_api_compat.array_namespace(boxes)
+    over_rows = box_over_rows(xp, boxes, order, labels, iou_threshold)
+    return decide(xp, order.shape[0], over_rows, array_api_compat.device(order))
 
 
 @register("fast_nms_iou", "generic")
 def fast_nms_iou(iou: Array, iou_threshold: float) -> Array:
-    xp = array_api_compat.array_namespace(iou)
-    return _fast(xp, iou.shape[0], _iou_over(iou, iou_threshold), array_api_compat.device(iou))
+    return _on_iou(_fast, iou, iou_threshold)
 
 
 @register("cluster_nms_iou", "generic")
 def cluster_nms_iou(iou: Array, iou_threshold: float) -> Array:
-    xp = array_api_compat.array_namespace(iou)
-    return _cluster(xp, iou.shape[0], _iou_over(iou, iou_threshold), array_api_compat.device(iou))
+    return _on_iou(_cluster, iou, iou_threshold)
 
 
 @register("fast_nms_boxes", "generic")
 def fast_nms_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
-    xp = array_api_compat.array_namespace(boxes)
-    over_rows = box_over_rows(xp, boxes, order, labels, iou_threshold)
-    return _fast(xp, order.shape[0], over_rows, array_api_compat.device(order))
+    return _on_boxes(_fast, boxes, order, labels, iou_threshold)
 
 
 @register("cluster_nms_boxes", "generic")
 def cluster_nms_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
-    xp = array_api_compat.array_namespace(boxes)
-    over_rows = box_over_rows(xp, boxes, order, labels, iou_threshold)
-    return _cluster(xp, order.shape[0], over_rows, array_api_compat.device(order))
+    return _on_boxes(_cluster, boxes, order, labels, iou_threshold)

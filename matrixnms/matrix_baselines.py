@@ -59,16 +59,8 @@ def _matrix_nms_keep(method: str, scores: Array, masks: Array | None, boxes: Arr
     return order[decide(boxes, order, sorted_labels, threshold)]
 
 
-def fast_nms(
-    scores: Array,
-    masks: Array | None = None,
-    *,
-    boxes: Array | None = None,
-    labels: Array | None = None,
-    iou_threshold: float = 0.5,
-    metric: Literal["iou"] = "iou",
-    backend: str = "auto",
-) -> Array:
+def fast_nms(scores: Array, masks: Array | None = None, *, boxes: Array | None = None, labels: Array | None = None,
+             iou_threshold: float = 0.5, metric: Literal["iou"] = "iou", backend: str = "auto") -> Array:
     """Fast NMS (YOLACT): drop every candidate whose IoU with *any* higher-scored one exceeds the threshold.
 
     Suppressed candidates still suppress, so the result is a subset of greedy NMS's (see the module docstring).
@@ -91,16 +83,8 @@ def fast_nms(
     return _matrix_nms_keep("fast_nms", scores, masks, boxes, labels, iou_threshold, metric, backend)
 
 
-def cluster_nms(
-    scores: Array,
-    masks: Array | None = None,
-    *,
-    boxes: Array | None = None,
-    labels: Array | None = None,
-    iou_threshold: float = 0.5,
-    metric: Literal["iou"] = "iou",
-    backend: str = "auto",
-) -> Array:
+def cluster_nms(scores: Array, masks: Array | None = None, *, boxes: Array | None = None, labels: Array | None = None,
+                iou_threshold: float = 0.5, metric: Literal["iou"] = "iou", backend: str = "auto") -> Array:
     """Cluster-NMS: greedy NMS's exact result by iterating the matrix form of Fast NMS to its fixed point.
 
     Equal to ``mask_nms(masks, scores, iou_threshold, labels)`` on masks and to ``nms`` / ``batched_nms`` on
