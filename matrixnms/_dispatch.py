@@ -111,7 +111,7 @@ _PACKAGE = {"numba": "numba", "torch": "torch", "cupy": "cupy"}
 # The modules that register each backend's kernels (matrixnms/<module>.py).
 _MODULES = {
     "generic": ("_generic", "_generic_baselines", "_generic_multiclass", "_generic_fast"),
-    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass"),
+    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass", "backends._numba_fast"),
     "torch": ("backends._torch",),
     "cupy": ("backends._cupy",),
 }

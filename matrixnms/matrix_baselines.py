@@ -17,7 +17,8 @@ Thresholds are strict, as in torchvision's ``nms``: a candidate is suppressed wh
 Numba bit-packed on CPU; boxes: torchvision's continuous ``box_iou``), the same values greedy NMS decides on,
 so a tie ``iou == iou_threshold`` is decided alike. The (K, K) work is chunked within
 ``matrixnms._config.CHUNK_BYTES`` beyond the mask IoU matrix itself (boxes never hold the whole matrix when it
-does not fit). The decision steps are generic array-API code on every backend: the IoU dominates their cost.
+does not fit). The decision steps are generic array-API code, plus Numba kernels on masks for NumPy and Torch
+CPU input (they spare Torch the per-operation overhead); the IoU dominates the cost either way.
 """
 
 from __future__ import annotations

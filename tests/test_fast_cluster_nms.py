@@ -218,11 +218,15 @@ def test_bad_input_raises_a_named_error(method, call, exception, message):
 
 
 @requires("numba")
+@requires("torch")
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_a_named_backend_without_the_operation_raises(method):
-    # Numba has the mask IoU but not the matrix decision step: strict dispatch refuses, naming the operation
-    with pytest.raises(ValueError, match=f"backend 'numba' has no kernel for {method}_nms_iou"):
-        METHODS[method](SCORES, MASKS, backend="numba")
+    import torch
+
+    # strict dispatch refuses a named backend without the operation, naming it: Torch has the mask IoU but
+    # not the decision step, Numba the decision step on masks but nothing for boxes
+    with pytest.raises(ValueError, match=f"backend 'torch' has no kernel for {method}_nms_iou"):
+        METHODS[method](torch.from_numpy(SCORES), torch.from_numpy(MASKS), backend="torch")
     with pytest.raises(ValueError, match=f"backend 'numba' has no kernel for {method}_nms_boxes"):
         METHODS[method](SCORES, boxes=BOXES, backend="numba")
 
