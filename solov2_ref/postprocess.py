@@ -177,9 +177,13 @@ def suppress(cands: Candidates, nms: NMSChoice = "matrix-gaussian",
         return matrix_nms(scores, masks, labels=labels, kernel=nms.removeprefix("matrix-"), sigma=cfg.sigma,
                           pre_top_k=cfg.nms_pre, post_threshold=cfg.update_thr, post_top_k=cfg.max_per_img,
                           mask_areas=cands.areas)
-    # the same nms_pre for every choice: the NMS sees the same candidates
-    order = torch.argsort(scores, descending=True, stable=True)[:cfg.nms_pre]
-    scores, masks, labels = scores[order], masks[order], labels[order]
+    # the same nms_pre for every choice: the NMS sees the same candidates. Every NMS sorts (stably) by itself,
+    # so the masks are gathered only when there are more candidates than nms_pre (a copy of K masks otherwise)
+    if scores.shape[0] > cfg.nms_pre:
+        order = torch.argsort(scores, descending=True, stable=True)[:cfg.nms_pre]
+        scores, masks, labels = scores[order], masks[order], labels[order]
+    else:
+        order = torch.arange(scores.shape[0])
     if nms in ("greedy", "fast", "cluster"):
         if nms == "greedy":
             keep = mask_nms(masks, scores, cfg.greedy_iou, labels=labels)
@@ -191,7 +195,8 @@ def suppress(cands: Candidates, nms: NMSChoice = "matrix-gaussian",
         keep, kept_scores = soft_nms(scores, masks, labels=labels, kernel="gaussian", sigma=cfg.sigma,
                                      score_threshold=cfg.update_thr)
     else:
-        keep, kept_scores = torch.arange(scores.shape[0]), scores
+        keep = torch.argsort(scores, descending=True, stable=True)
+        kept_scores = scores[keep]
     passed = kept_scores >= cfg.update_thr
     keep, kept_scores = keep[passed][:cfg.max_per_img], kept_scores[passed][:cfg.max_per_img]
     return order[keep], kept_scores
