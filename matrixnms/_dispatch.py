@@ -75,6 +75,21 @@ OPS: dict[str, Op] = {
          "normalized", "static"),
         "(decayed (B, W), labels (B, W) int64, box index (B, W) int64, counts (B,) int64) of Paddle-style "
         "per-class box Matrix NMS; rows at or beyond counts[b] are padding (see matrixnms.multiclass)"),
+    "fast_nms_iou": Op(
+        ("iou", "iou_threshold"),
+        "(K,) bool kept flags of Fast NMS from the (K, K) float64 IoU of score-sorted candidates: j is dropped "
+        "when IoU > iou_threshold with any higher-scored candidate, kept or not"),
+    "cluster_nms_iou": Op(
+        ("iou", "iou_threshold"),
+        "(K,) bool kept flags of Cluster-NMS (equal to greedy_iou's) from the (K, K) float64 IoU of score-sorted "
+        "candidates"),
+    "fast_nms_boxes": Op(
+        ("boxes", "order", "labels", "iou_threshold"),
+        "(K,) bool kept flags of Fast NMS over boxes[order] (by descending score, ties by lower index), float64 "
+        "box IoU; suppress when IoU > iou_threshold and same label"),
+    "cluster_nms_boxes": Op(
+        ("boxes", "order", "labels", "iou_threshold"),
+        "(K,) bool kept flags of Cluster-NMS over boxes[order] (equal to greedy_boxes's)"),
 }
 
 BACKENDS = ("auto", "generic", "numba", "torch", "cupy")
@@ -95,8 +110,8 @@ _PREFERENCE: dict[str, tuple[str, ...]] = {
 _PACKAGE = {"numba": "numba", "torch": "torch", "cupy": "cupy"}
 # The modules that register each backend's kernels (matrixnms/<module>.py).
 _MODULES = {
-    "generic": ("_generic", "_generic_baselines", "_generic_multiclass"),
-    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass"),
+    "generic": ("_generic", "_generic_baselines", "_generic_multiclass", "_generic_fast"),
+    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass", "backends._numba_fast"),
     "torch": ("backends._torch",),
     "cupy": ("backends._cupy",),
 }

@@ -44,9 +44,10 @@ def _greedy(xp, k: int, over_rows: Callable[[int, int], Array], device) -> Array
     return ~removed
 
 
-@register("greedy_boxes", "generic")
-def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
-    xp = array_api_compat.array_namespace(boxes)
+def box_over_rows(xp, boxes: Array, order: Array, labels: Array | None,
+                  iou_threshold: float) -> Callable[[int, int], Array]:
+    """``over_rows(s, e)``: the (e - s, K) bool "IoU > iou_threshold and same label" rows of boxes[order], from
+    the float64 IoU of ``_generic.box_iou_block`` (so hard NMS variants decide ``iou == t`` alike)."""
     b = xp.astype(xp.take(boxes, order, axis=0), xp.float64)
     area = box_areas(xp, b)
 
@@ -56,6 +57,13 @@ def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold
             over = over & (labels[s:e, None] == labels[None, :])
         return over
 
+    return over_rows
+
+
+@register("greedy_boxes", "generic")
+def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
+    xp = array_api_compat.array_namespace(boxes)
+    over_rows = box_over_rows(xp, boxes, order, labels, iou_threshold)
     return _greedy(xp, order.shape[0], over_rows, array_api_compat.device(order))
 
 

@@ -1,14 +1,17 @@
 """``matrixnms demo``: the shipped SOLOv2 checkpoint with every NMS choice, on val and crowded scenes.
 
 Loads ``solov2_ref/checkpoints/solov2_synth.pt``, runs the network once per scene, applies each NMS choice
-(``matrix-gaussian``, ``matrix-linear``, ``greedy``, ``soft``, ``none``) to the same candidates, prints the
-COCO mask AP / box AP / time table (as the paper's Table 3(c)) and writes into the output folder:
+(``matrix-gaussian``, ``matrix-linear``, ``greedy``, ``soft``, ``fast``, ``cluster``, ``none``) to the same
+candidates, prints the COCO mask AP / box AP / time table (every row of the paper's Table 3(c): Hard-NMS,
+Soft-NMS, Fast NMS, Matrix NMS, plus Cluster-NMS and no NMS, with the paper's figures beside), then the NMS
+time of each choice on paper-sized candidate sets (N = 500 masks of 200 x 336, ``evaluate.scale_timings``),
+and writes into the output folder:
 
 - ``overlays_val.png``, ``overlays_crowded.png``: image | ground truth | Matrix NMS | greedy NMS, for the
   three scenes of each split where the two NMS results differ most;
 - ``overview.png``: the scene of each split where they differ most, smaller (the picture in the README);
 - ``mask_features.png``: the E channels of the unified mask feature of one scene (appendix, Figure 3);
-- ``results.md``: the table.
+- ``results.md``: the tables.
 
 With ``--onnx FILE`` (written by ``python -m solov2_ref.deploy``) the demo runs from the ONNX file instead:
 onnxruntime computes the network and the whole post-processing with Matrix NMS; the table has one row per
@@ -30,7 +33,8 @@ import torch
 
 from .data import SyntheticScenes
 from .evaluate import (
-    EVAL_SEED, coco_ap, coco_detections, coco_ground_truth, evaluate_split, format_table, run_candidates,
+    EVAL_SEED, SCALE_NOTE, coco_ap, coco_detections, coco_ground_truth, evaluate_split, format_scale_table,
+    format_table, run_candidates, scale_timings,
 )
 from .model import images_to_tensor
 from .postprocess import NMS_CHOICES
@@ -52,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="torch (or onnxruntime) CPU threads (default 2)")
     parser.add_argument("--onnx", type=Path, default=None,
                         help="run from this ONNX file (python -m solov2_ref.deploy) with onnxruntime instead")
+    parser.add_argument("--scale-images", type=int, default=2,
+                        help="N = 500 candidate scenes to time each NMS on (default 2; 0: skip)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -64,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.val < 1 or args.crowded < 1 or args.threads < 1:
         parser.error(f"--val, --crowded and --threads must be >= 1, got {args.val}, {args.crowded}, {args.threads}")
+    if args.scale_images < 0:
+        parser.error(f"--scale-images must be >= 0, got {args.scale_images}")
     if args.onnx is not None:
         if not args.onnx.is_file():
             parser.error(f"ONNX file not found: {args.onnx} (write it with python -m solov2_ref.deploy)")
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     model = load_model(args.checkpoint)
     splits = {"val": args.val, "crowded": args.crowded}
-    figures = 4
+    figures = 4 + bool(args.scale_images)
     total = sum(splits.values()) + len(NMS_CHOICES) * len(splits) + figures
     rows, written = [], []
     overview: dict[str, tuple] = {}  # split -> (scene, {column title: detections}) of its best row
@@ -107,8 +115,13 @@ def main(argv: list[str] | None = None) -> int:
             feats = model(images_to_tensor(scene.image)).mask_feats[0]
         written.append(save_feature_grid(args.out / "mask_features.png", scene.image, feats))
         bar.update(1)
+        scale = ""
+        if args.scale_images:
+            bar.set_postfix_str("N = 500 timings")
+            scale = f"\n\n{SCALE_NOTE}\n\n{format_scale_table(scale_timings(NMS_CHOICES, args.scale_images))}"
+            bar.update(1)
 
-    table = format_table(rows)
+    table = format_table(rows) + scale
     meta = getattr(model, "meta", {})
     command = portable_command(meta["command"]) if "command" in meta else "?"
     header = (f"SOLOv2 reference model ({args.checkpoint.name}, trained with `{command}`), "

@@ -15,6 +15,8 @@ Per image, as in SOLOv2 (and SOLO / mmdetection's defaults, ``PostprocessConfig`
    - ``"matrix-linear"``: the same with the linear kernel;
    - ``"greedy"``: ``matrixnms.mask_nms`` at IoU 0.5 (suppress when IoU > 0.5);
    - ``"soft"``: ``matrixnms.soft_nms`` gaussian, sigma 0.5, dropping scores below ``update_thr``;
+   - ``"fast"``: ``matrixnms.fast_nms`` at IoU 0.5 (YOLACT's Fast NMS: suppressed masks still suppress);
+   - ``"cluster"``: ``matrixnms.cluster_nms`` at IoU 0.5 (Cluster-NMS: the same masks as ``"greedy"``);
    - ``"none"``: no suppression.
 
    Every choice ends with the same ``score >= update_thr`` filter and the same ``max_per_img`` cap, so the
@@ -33,13 +35,13 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from matrixnms import mask_nms, matrix_nms, soft_nms
+from matrixnms import cluster_nms, fast_nms, mask_nms, matrix_nms, soft_nms
 
 from .losses import dynamic_masks
 from .model import HeadOutputs
 
-NMS_CHOICES = ("matrix-gaussian", "matrix-linear", "greedy", "soft", "none")
-NMSChoice = Literal["matrix-gaussian", "matrix-linear", "greedy", "soft", "none"]
+NMS_CHOICES = ("matrix-gaussian", "matrix-linear", "greedy", "soft", "fast", "cluster", "none")
+NMSChoice = Literal["matrix-gaussian", "matrix-linear", "greedy", "soft", "fast", "cluster", "none"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class PostprocessConfig:
         update_thr: score a result must reach after the NMS (kept if >=).
         max_per_img: results kept per image.
         sigma: gaussian sigma in the paper's convention (Matrix NMS and Soft-NMS).
-        greedy_iou: IoU threshold of the greedy mask NMS.
+        greedy_iou: IoU threshold of the hard mask NMS choices (greedy, Fast NMS, Cluster-NMS).
     """
 
     score_thr: float = 0.1
@@ -175,17 +177,26 @@ def suppress(cands: Candidates, nms: NMSChoice = "matrix-gaussian",
         return matrix_nms(scores, masks, labels=labels, kernel=nms.removeprefix("matrix-"), sigma=cfg.sigma,
                           pre_top_k=cfg.nms_pre, post_threshold=cfg.update_thr, post_top_k=cfg.max_per_img,
                           mask_areas=cands.areas)
-    # the same nms_pre for every choice: the NMS sees the same candidates
-    order = torch.argsort(scores, descending=True, stable=True)[:cfg.nms_pre]
-    scores, masks, labels = scores[order], masks[order], labels[order]
-    if nms == "greedy":
-        keep = mask_nms(masks, scores, cfg.greedy_iou, labels=labels)
+    # the same nms_pre for every choice: the NMS sees the same candidates. Every NMS sorts (stably) by itself,
+    # so the masks are gathered only when there are more candidates than nms_pre (a copy of K masks otherwise)
+    if scores.shape[0] > cfg.nms_pre:
+        order = torch.argsort(scores, descending=True, stable=True)[:cfg.nms_pre]
+        scores, masks, labels = scores[order], masks[order], labels[order]
+    else:
+        order = torch.arange(scores.shape[0])
+    if nms in ("greedy", "fast", "cluster"):
+        if nms == "greedy":
+            keep = mask_nms(masks, scores, cfg.greedy_iou, labels=labels)
+        else:
+            hard = fast_nms if nms == "fast" else cluster_nms
+            keep = hard(scores, masks, labels=labels, iou_threshold=cfg.greedy_iou)
         kept_scores = scores[keep]
     elif nms == "soft":
         keep, kept_scores = soft_nms(scores, masks, labels=labels, kernel="gaussian", sigma=cfg.sigma,
                                      score_threshold=cfg.update_thr)
     else:
-        keep, kept_scores = torch.arange(scores.shape[0]), scores
+        keep = torch.argsort(scores, descending=True, stable=True)
+        kept_scores = scores[keep]
     passed = kept_scores >= cfg.update_thr
     keep, kept_scores = keep[passed][:cfg.max_per_img], kept_scores[passed][:cfg.max_per_img]
     return order[keep], kept_scores
@@ -212,7 +223,8 @@ def postprocess(outputs: HeadOutputs, strides: tuple[int, ...], image_size: tupl
         outputs: the network's outputs for B images.
         strides: each grid level's stride (the model config's ``strides``).
         image_size: (H, W) of the input images.
-        nms: ``"matrix-gaussian"`` (SOLOv2's), ``"matrix-linear"``, ``"greedy"``, ``"soft"`` or ``"none"``.
+        nms: ``"matrix-gaussian"`` (SOLOv2's), ``"matrix-linear"``, ``"greedy"``, ``"soft"``, ``"fast"``,
+            ``"cluster"`` or ``"none"``.
         cfg: thresholds.
 
     Returns:

@@ -15,7 +15,8 @@ import matrixnms  # noqa: E402
 from solov2_ref import postprocess  # noqa: E402
 from solov2_ref.data import CLASSES, MIN_VISIBLE_AREA, SyntheticScenes  # noqa: E402
 from solov2_ref.evaluate import (  # noqa: E402
-    EVAL_SEED, coco_ap, coco_detections, coco_ground_truth, evaluate_split, run_candidates,
+    EVAL_SEED, METHOD_NAMES, PAPER_TABLE_3C, coco_ap, coco_detections, coco_ground_truth, evaluate_split,
+    format_scale_table, run_candidates, scale_candidates, scale_timings,
 )
 from solov2_ref.losses import dice_loss, sigmoid_focal_loss, solov2_loss  # noqa: E402
 from solov2_ref.model import SOLOv2, SOLOv2Config, images_to_tensor  # noqa: E402
@@ -200,6 +201,9 @@ def test_suppress_uses_the_chosen_nms():
     assert keep.tolist() == [0, 1, 2] and torch.allclose(scores, cands.scores)
     keep, _ = suppress(cands, "greedy")
     assert keep.tolist() == [0, 2]  # IoU 0.82 > 0.5: the duplicate goes
+    for hard in ("fast", "cluster"):
+        keep, scores = suppress(cands, hard)
+        assert keep.tolist() == [0, 2] and scores.tolist() == pytest.approx([0.9, 0.7]), hard
     iou = 90 / 110
     keep, scores = suppress(cands, "matrix-gaussian")
     assert keep.tolist() == [0, 2, 1]  # the duplicate stays with a decayed score
@@ -215,13 +219,14 @@ def test_suppress_uses_the_chosen_nms():
     assert keep.tolist() == [0, 2, 1] and scores[2] == pytest.approx(0.8 * np.exp(-(iou**2) / 0.5), rel=1e-5)
     # a different class never suppresses
     cands.labels = torch.tensor([1, 2, 1])
-    assert suppress(cands, "greedy")[0].tolist() == [0, 1, 2]
+    for hard in ("greedy", "fast", "cluster"):
+        assert suppress(cands, hard)[0].tolist() == [0, 1, 2], hard
     with pytest.raises(ValueError, match="nms must be one of"):
         suppress(cands, "hard")
 
 
 def test_inference_calls_matrix_nms_and_the_argument_swaps_it(monkeypatch, shipped):
-    calls: dict[str, list] = {"matrix_nms": [], "mask_nms": [], "soft_nms": []}
+    calls: dict[str, list] = {"matrix_nms": [], "mask_nms": [], "soft_nms": [], "fast_nms": [], "cluster_nms": []}
 
     def spy(name):
         real = getattr(matrixnms, name)
@@ -245,16 +250,21 @@ def test_inference_calls_matrix_nms_and_the_argument_swaps_it(monkeypatch, shipp
         results[nms] = det
         used = {k for k, v in calls.items() if v}
         expected = {"matrix-gaussian": {"matrix_nms"}, "matrix-linear": {"matrix_nms"}, "greedy": {"mask_nms"},
-                    "soft": {"soft_nms"}, "none": set()}[nms]
+                    "soft": {"soft_nms"}, "fast": {"fast_nms"}, "cluster": {"cluster_nms"}, "none": set()}[nms]
         assert used == expected, nms
+        if nms in ("fast", "cluster"):
+            (kwargs,) = calls[f"{nms}_nms"]
+            assert kwargs["labels"] is not None and kwargs["iou_threshold"] == 0.5
         if nms.startswith("matrix"):
             (kwargs,) = calls["matrix_nms"]
             # class-aware, the paper's sigma, SOLOv2's thresholds, areas passed through
             assert kwargs["kernel"] == nms.removeprefix("matrix-") and kwargs["sigma"] == 0.5
             assert kwargs["labels"] is not None and kwargs["mask_areas"] is not None
             assert (kwargs["pre_top_k"], kwargs["post_threshold"], kwargs["post_top_k"]) == (500, 0.05, 100)
-    # the choices give different results on a crowded scene
+    # the choices give different results on a crowded scene; Cluster-NMS is greedy NMS exactly
     assert len(results["none"]) > len(results["greedy"])
+    assert torch.equal(results["cluster"].scores, results["greedy"].scores)
+    assert len(results["fast"]) <= len(results["greedy"])
     assert not torch.equal(results["matrix-gaussian"].scores, results["none"].scores[:len(results["matrix-gaussian"])])
     for det in results.values():
         assert det.masks.shape[1:] == (128, 128) and det.masks.dtype == torch.bool
@@ -303,15 +313,34 @@ def test_shipped_checkpoint_reaches_the_ap_written_in_the_readme(shipped):
 def test_demo_writes_the_table_and_figures(tmp_path, capsys):
     from solov2_ref.demo import main
 
-    assert main(["--out", str(tmp_path), "--val", "6", "--crowded", "4", "--no-progress"]) == 0
+    assert main(["--out", str(tmp_path), "--val", "6", "--crowded", "4", "--scale-images", "1", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     for nms in NMS_CHOICES:
-        assert f"| {nms} |" in printed
+        assert f"| {nms} | {METHOD_NAMES[nms]} |" in printed
+    # every row of the paper's Table 3(c), with the paper's figures beside ours
+    for nms, (ap, ms) in PAPER_TABLE_3C.items():
+        assert f"| {ap} / {ms} |" in printed
+    assert {METHOD_NAMES[n] for n in PAPER_TABLE_3C} == {"Hard-NMS", "Soft-NMS", "Fast NMS", "Matrix NMS"}
+    # and the NMS time of every choice at the paper's scale (N = 500 candidates)
+    scale = printed.split("NMS time at the paper's scale", 1)[1]
+    for nms in NMS_CHOICES:
+        assert f"| {nms} | {METHOD_NAMES[nms]} | 500 | 1 |" in scale
     for name in ("overlays_val.png", "overlays_crowded.png", "overview.png", "mask_features.png", "results.md"):
         assert (tmp_path / name).stat().st_size > 1000
     # the shipped checkpoint records --out in a temporary folder of the machine that trained it
     shown = printed.split("trained with `", 1)[1].split("`", 1)[0]
     assert shown.startswith("python -m solov2_ref.train --iters 4000") and shown.endswith(" --out solov2_synth.pt")
+
+
+def test_scale_timings_time_every_choice_on_paper_sized_candidates():
+    cands = scale_candidates(40, height=20, width=34, num_classes=80, seed=1)
+    assert len(cands) == 40 and cands.masks.shape == (40, 20, 34) and cands.labels.max() < 80
+    # the same candidates as matrixnms.scenes.mask_scene draws: Cluster-NMS keeps what greedy keeps
+    assert torch.equal(suppress(cands, "cluster")[0], suppress(cands, "greedy")[0])
+    rows = scale_timings(["greedy", "fast", "none"], images=1, n=30, repeats=1)
+    assert [r.nms for r in rows] == ["greedy", "fast", "none"] and all(r.nms_ms > 0 for r in rows)
+    table = format_scale_table(rows)
+    assert "| greedy | Hard-NMS | 30 | 1 |" in table and table.count("\n") == 4
 
 
 def test_portable_command_keeps_only_the_file_name_of_out():

@@ -85,6 +85,17 @@ def check_greedy(case: Case, result: Any) -> None:
                              f"first difference at {int(np.argmax(keep[:len(expected)] != expected[:len(keep)]))}")
 
 
+def check_fast(case: Case, result: Any) -> None:
+    """Fast NMS keeps a subset of greedy NMS's result (suppressed items still suppress), by decreasing score."""
+    keep = np.asarray(to_numpy(result)).astype(np.int64)
+    expected = reference_greedy(case)
+    if len(keep) == 0 or keep[0] != expected[0] or not set(keep.tolist()) <= set(expected.tolist()):
+        raise AssertionError(f"fast NMS kept {len(keep)} items, not a subset of greedy's {len(expected)} with its top")
+    scores = scene(case).scores.astype(np.float64)[keep]
+    if np.any(np.diff(scores) > 0):
+        raise AssertionError("fast NMS: keep is not ordered by decreasing score")
+
+
 def check_soft(case: Case, result: Any) -> None:
     keep, decayed = (np.asarray(v) for v in to_numpy(result))
     s = scene(case)

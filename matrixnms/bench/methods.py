@@ -11,8 +11,8 @@ import numpy as np
 from .._dispatch import resolve
 from .cases import FAMILIES, IOU_THRESHOLD, SIGMA, Case, cases, scene
 from .checks import (
-    check_boxes, check_coco_boxes, check_floor, check_greedy, check_mask_iou, check_matrix_nms, check_paper,
-    check_soft, coco_rles, fortran_uint8, numpy_any_boxes,
+    check_boxes, check_coco_boxes, check_fast, check_floor, check_greedy, check_mask_iou, check_matrix_nms,
+    check_paper, check_soft, coco_rles, fortran_uint8, numpy_any_boxes,
 )
 from .machine import threads_of
 from .places import PATHS, place_name, place_reason, place_suffix, timed, to_library
@@ -241,6 +241,7 @@ def _baseline_methods(family: str) -> list[Method]:
                 includes_iou=True, thread_kind=thread_kind, build=build_greedy, check=check_greedy,
                 backend="auto", op="mask_iou_sorted",
             ))
+            out += _matrix_hard_methods(place, thread_kind)
         else:
             for which in ("nms", "batched_nms"):
                 def build_nms(case: Case, place: tuple[str, str] = place, which: str = which) -> Callable[[], Any]:
@@ -276,6 +277,31 @@ def _baseline_methods(family: str) -> list[Method]:
                   "(IoU included)"),
             includes_iou=True, thread_kind=thread_kind, build=build_soft, check=check_soft, backend="auto",
             op="mask_iou_sorted" if family == "masks" else "soft_nms_boxes",
+        ))
+    return out
+
+
+def _matrix_hard_methods(place: tuple[str, str], thread_kind: str) -> list[Method]:
+    """Fast NMS and Cluster-NMS on masks (backend="auto"): the library IoU matrix + one or a few matrix steps."""
+    from .. import matrix_baselines
+
+    library, device = place
+    name = place_name(library, device)
+    out = []
+    for which, how, check in (("fast_nms", "one matrix step (suppressed masks still suppress)", check_fast),
+                              ("cluster_nms", "matrix steps to greedy's fixed point", check_greedy)):
+        def build(case: Case, which: str = which) -> Callable[[], Any]:
+            scores, m, labels = _mask_inputs(case, place)
+            fn = getattr(matrix_baselines, which)
+            return timed(lambda: fn(scores, m, labels=labels, iou_threshold=IOU_THRESHOLD), *place)
+
+        out.append(Method(
+            key=f"{which}-{place_suffix(library, device)}", family="masks", title=f"{which} ({name})",
+            role="baseline", library=library, device=device,
+            what=(f"matrixnms.{which}(IoU > {IOU_THRESHOLD}) on {name} input, backend='auto': library IoU matrix + "
+                  f"{how} (IoU included)"),
+            includes_iou=True, thread_kind=thread_kind, build=build, check=check, backend="auto",
+            op="mask_iou_sorted",
         ))
     return out
 
