@@ -121,10 +121,15 @@ def check_binary(xp: Any, name: str, masks: Array) -> None:
         raise ValueError(f"{name} must hold only 0 and 1 (binary masks), got other values")
 
 
-def check_masks(xp: Any, masks: Array, n: int | None = None, name: str = "masks", *, values: bool = True) -> None:
-    """(N, H, W) of bool, integers or floats; values: only 0 and 1."""
-    if masks.ndim != 3:
+def check_masks(xp: Any, masks: Array, n: int | None = None, name: str = "masks", *, values: bool = True,
+                frame: bool = False) -> None:
+    """(N, *S) with at least one trailing dimension (``frame``: exactly (N, H, W)) of bool, integers or
+    floats; values: only 0 and 1."""
+    if frame and masks.ndim != 3:
         raise ValueError(f"{name} must have shape (N, H, W), got {tuple(masks.shape)}")
+    if masks.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, *S) with at least one trailing dimension, got "
+                         f"{tuple(masks.shape)}")
     if n is not None and masks.shape[0] != n:
         raise ValueError(f"{name} must have one mask per score: expected {n}, got {masks.shape[0]}")
     if not (is_bool(xp, masks) or is_integer(xp, masks) or is_floating(xp, masks)):
@@ -134,12 +139,12 @@ def check_masks(xp: Any, masks: Array, n: int | None = None, name: str = "masks"
 
 
 def check_mask_sets(xp: Any, masks_a: Array, masks_b: Array | None) -> None:
-    """Two mask sets to compare (``masks_b`` None: ``masks_a`` with itself) of the same H, W."""
+    """Two dense mask sets to compare (``masks_b`` None: ``masks_a`` with itself) of the same trailing shape."""
     check_masks(xp, masks_a, name="masks_a")
     if masks_b is not None:
         check_masks(xp, masks_b, name="masks_b")
         if tuple(masks_b.shape[1:]) != tuple(masks_a.shape[1:]):
-            raise ValueError(f"masks_b must have the same H, W as masks_a {tuple(masks_a.shape[1:])}, "
+            raise ValueError(f"masks_b must have the same trailing shape as masks_a {tuple(masks_a.shape[1:])}, "
                              f"got {tuple(masks_b.shape[1:])}")
 
 
@@ -378,7 +383,7 @@ def check_static_form(scores: Any, masks: Any, boxes: Any, labels: Any, valid: A
             raise TypeError(f"{name} is on {x.device} but scores is on {scores.device}")
     n = check_scores(xp, scores, values=False)
     if masks is not None:
-        check_masks(xp, masks, n, values=False)
+        check_masks(xp, masks, n, values=False, frame=True)
         if masks.shape[1] * masks.shape[2] > _config.EXACT_F32:
             raise ValueError(f"masks must have H * W <= 2**24 pixels (exact float32 counts), got "
                              f"{masks.shape[1]} x {masks.shape[2]} = {masks.shape[1] * masks.shape[2]}")

@@ -38,6 +38,7 @@ from typing import Any, Callable, Literal
 import array_api_compat
 
 from ._dispatch import resolve
+from ._forms import as_frames
 from ._typing import Array
 from ._validate import (
     check_batched_nms_labels, check_boxes, check_detections, check_iou_threshold, check_kernel, check_labels,
@@ -128,7 +129,7 @@ def mask_nms(
     """Greedy NMS on binary masks, with the IoU of :func:`matrixnms.mask_iou`.
 
     Args:
-        masks (Array[N, H, W], bool or 0/1): binary masks; two empty masks have IoU 0.
+        masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape; two empty masks have IoU 0.
         scores (Array[N], floating): any order.
         iou_threshold (float in [0, 1]): suppress when IoU > iou_threshold with a kept, higher-scored mask.
         labels (Array[N], int, optional): per-class NMS when given (IoU across labels counts as 0).
@@ -144,7 +145,7 @@ def mask_nms(
     _, greedy = resolve("greedy_iou", scores, backend)
     if order is None:
         return _empty_keep(xp, scores)
-    return order[greedy(iou_fn(masks, order, sorted_labels), threshold)]
+    return order[greedy(iou_fn(as_frames(xp, masks), order, sorted_labels), threshold)]
 
 
 def soft_nms(
@@ -169,7 +170,8 @@ def soft_nms(
     Args:
         scores (Array[N], floating): detection scores, any order. Soft-NMS multiplies scores, so only
             non-negative scores are meaningful: negative ones are always below ``score_threshold``.
-        masks (Array[N, H, W], bool or 0/1): binary masks; exactly one of ``masks`` and ``boxes``.
+        masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape; exactly one of ``masks`` and
+            ``boxes``.
         boxes (Array[N, 4], real): ``x1, y1, x2, y2`` boxes.
         labels (Array[N], int, optional): class labels; candidates of different labels never decay each other.
         kernel: ``"gaussian"`` ``exp(-iou^2 / sigma)`` (ignores ``iou_threshold``, as in the paper) or
@@ -205,7 +207,7 @@ def soft_nms(
     cand_labels = None if labels is None else xp.take(labels, candidates)
     options = (kernel, sigma, iou_threshold, score_threshold)
     if masks is not None:
-        positions, values = soft(iou_fn(masks, candidates, cand_labels), current, *options)
+        positions, values = soft(iou_fn(as_frames(xp, masks), candidates, cand_labels), current, *options)
     else:
         positions, values = soft(boxes, candidates, current, cand_labels, *options)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ._dispatch import resolve
+from ._forms import as_frames
 from ._typing import Array
 from ._validate import BOX_FORMATS  # noqa: F401  (the accepted formats, also importable from here)
 from ._validate import check_box_format, check_boxes, check_mask_sets, check_masks, namespace
@@ -19,8 +20,9 @@ def mask_iou(masks_a: Array, masks_b: Array | None = None, *, backend: str = "au
     """Pairwise IoU between two sets of binary masks.
 
     Args:
-        masks_a (Array[N, H, W], bool or 0/1): first set.
-        masks_b (Array[M, H, W], optional): second set; None means masks_a vs itself.
+        masks_a (Array[N, *S], bool or 0/1): first set, any trailing shape S (``(N, P)`` points,
+            ``(N, H, W)``, ``(N, D, H, W)``); the overlap counts every element.
+        masks_b (Array[M, *S], optional): second set of the same S; None means masks_a vs itself.
         backend: ``"auto"``, ``"generic"``, ``"numba"``, ``"torch"`` or ``"cupy"``.
 
     Returns:
@@ -30,7 +32,7 @@ def mask_iou(masks_a: Array, masks_b: Array | None = None, *, backend: str = "au
     xp = namespace(masks_a=masks_a, masks_b=masks_b)
     check_mask_sets(xp, masks_a, masks_b)
     _, fn = resolve("mask_iou", masks_a, backend)
-    return fn(masks_a, masks_b)
+    return fn(as_frames(xp, masks_a), None if masks_b is None else as_frames(xp, masks_b))
 
 
 def box_iou(boxes_a: Array, boxes_b: Array | None = None) -> Array:
@@ -66,7 +68,7 @@ def masks_to_boxes(
         Array[N, 4], float32: boxes; ``[0, 0, 0, 0]`` for an empty mask.
     """
     xp = namespace(masks=masks)
-    check_masks(xp, masks)
+    check_masks(xp, masks, frame=True)
     check_box_format(format)
     _, fn = resolve("masks_to_boxes", masks, backend)
     return fn(masks, format)

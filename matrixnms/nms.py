@@ -17,6 +17,7 @@ from typing import Any, Literal
 import array_api_compat
 
 from ._dispatch import resolve
+from ._forms import as_frames
 from ._typing import Array
 from ._validate import check_detections, check_nms_options
 
@@ -48,7 +49,9 @@ def matrix_nms(
 
     Args:
         scores (Array[N], floating): detection scores, any order; NaN and inf are rejected.
-        masks (Array[N, H, W], bool or 0/1): binary masks; exactly one of ``masks`` and ``boxes``.
+        masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape S (``(N, P)`` points,
+            ``(N, H, W)``, ``(N, D, H, W)``; the overlap counts every element); exactly one of ``masks`` and
+            ``boxes``.
         boxes (Array[N, 4], float): ``x1, y1, x2, y2`` boxes, area ``(x2 - x1) * (y2 - y1)``.
         labels (Array[N], int, optional): class labels; IoU between different labels counts as 0.
             None means class-agnostic.
@@ -84,6 +87,7 @@ def matrix_nms(
     sorted_labels = None if labels is None else xp.take(labels, order)
 
     if masks is not None:
+        masks = as_frames(xp, masks)
         areas = None if mask_areas is None else xp.take(mask_areas, order)
         decay = decay_fn(masks, order, sorted_labels, areas, kernel, sigma, dtype)
     else:

@@ -231,12 +231,18 @@ def _mask_overlaps(data_a, offset_a, box_a, area_a, a, data_b, offset_b, box_b, 
         pa = np.uint64(offset_a[a] + (ya - ay0) + ((xa >> 6) - (ax0 >> 6)) * rows_a)
         pb = np.uint64(offset_b[b] + (ya - box_b[b, 0]) + ((xa >> 6) - (box_b[b, 2] >> 6)) * rows_b)
         n = np.uint64(yb - ya + 1)
+        words = (xb >> 6) - (xa >> 6) + 1
         total = _U0
-        for _ in range((xb >> 6) - (xa >> 6) + 1):
-            for t in range(n):
+        if rows_a == 1 and rows_b == 1:
+            # one-row views ((N, P) masks seen as (N, 1, P)): the window's words are contiguous in both
+            for t in range(np.uint64(words)):
                 total += _popcount(data_a[pa + t] & data_b[pb + t])
-            pa += np.uint64(rows_a)
-            pb += np.uint64(rows_b)
+        else:
+            for _ in range(words):
+                for t in range(n):
+                    total += _popcount(data_a[pa + t] & data_b[pb + t])
+                pa += np.uint64(rows_a)
+                pb += np.uint64(rows_b)
         if total == _U0:
             continue
         inter = np.float64(total)
