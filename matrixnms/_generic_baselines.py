@@ -45,13 +45,13 @@ def _greedy(xp, k: int, over_rows: Callable[[int, int], Array], device) -> Array
 
 
 @register("greedy_boxes", "generic")
-def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
+def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float, metric: str) -> Array:
     xp = array_api_compat.array_namespace(boxes)
     b = xp.astype(xp.take(boxes, order, axis=0), xp.float64)
     area = box_areas(xp, b)
 
     def over_rows(s: int, e: int) -> Array:
-        over = box_iou_block(xp, b[s:e], b, area[s:e], area) > iou_threshold
+        over = box_iou_block(xp, b[s:e], b, area[s:e], area, metric) > iou_threshold
         if labels is not None:
             over = over & (labels[s:e, None] == labels[None, :])
         return over
@@ -114,7 +114,7 @@ def soft_nms_iou(iou: Array, scores: Array, kernel: str, sigma: float, iou_thres
 
 @register("soft_nms_boxes", "generic")
 def soft_nms_boxes(boxes: Array, candidates: Array, scores: Array, labels: Array | None, kernel: str,
-                   sigma: float, iou_threshold: float, score_threshold: float) -> tuple[Array, Array]:
+                   sigma: float, iou_threshold: float, score_threshold: float, metric: str) -> tuple[Array, Array]:
     xp = array_api_compat.array_namespace(boxes)
     k = candidates.shape[0]
     device = array_api_compat.device(candidates)
@@ -123,7 +123,7 @@ def soft_nms_boxes(boxes: Array, candidates: Array, scores: Array, labels: Array
     options = (kernel, sigma, iou_threshold, score_threshold)
 
     def iou_rows(rows: Array) -> Array:
-        block = box_iou_block(xp, xp.take(b, rows, axis=0), b, xp.take(area, rows), area)
+        block = box_iou_block(xp, xp.take(b, rows, axis=0), b, xp.take(area, rows), area, metric)
         if labels is None:
             return block
         same = xp.take(labels, rows)[:, None] == labels[None, :]

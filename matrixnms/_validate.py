@@ -27,6 +27,7 @@ from ._dispatch import device_kind, library_of
 from ._typing import Array
 
 KERNELS = ("gaussian", "linear")
+METRICS = ("iou", "ios")
 BOX_FORMATS = ("xyxy", "xywh", "xyxy_inclusive")
 
 
@@ -230,6 +231,13 @@ def check_exactly_one(function: str, first: bool, second: bool, names: tuple[str
 def check_box_format(format: Any) -> None:
     if format not in BOX_FORMATS:
         raise ValueError(f"format must be one of {BOX_FORMATS}, got {format!r}")
+
+
+def check_metric(metric: Any) -> str:
+    """``"iou"`` (intersection over union) or ``"ios"`` (intersection over the smaller area)."""
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    return metric
 
 
 def check_kernel(kernel: Any) -> None:
@@ -452,7 +460,7 @@ __all__ = [
     "KERNELS", "BOX_FORMATS", "namespace", "dtype_name", "is_floating", "is_integer", "is_bool", "in_graph",
     "check_finite", "check_scores", "check_binary", "check_masks", "check_mask_sets", "check_box_values",
     "check_boxes", "check_batched_nms_labels", "check_labels", "check_areas", "check_detections",
-    "check_exactly_one", "check_box_format", "check_kernel", "is_int", "check_positive", "check_threshold",
+    "check_exactly_one", "check_box_format", "check_kernel", "METRICS", "check_metric", "is_int", "check_positive", "check_threshold",
     "check_iou_threshold", "check_top_k", "check_nms_options", "check_cutoff", "check_limit", "check_batched",
     "check_batched_values", "check_paddle_options", "check_static_form", "check_positive_int", "check_opset",
     "check_onnx_graph", "check_export_model", "device_kind",

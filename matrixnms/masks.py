@@ -13,16 +13,20 @@ from ._dispatch import resolve
 from ._forms import as_frames
 from ._typing import Array
 from ._validate import BOX_FORMATS  # noqa: F401  (the accepted formats, also importable from here)
-from ._validate import check_box_format, check_boxes, check_mask_sets, check_masks, namespace
+from ._validate import check_box_format, check_boxes, check_mask_sets, check_masks, check_metric, namespace
 
 
-def mask_iou(masks_a: Array, masks_b: Array | None = None, *, backend: str = "auto") -> Array:
-    """Pairwise IoU between two sets of binary masks.
+def mask_iou(masks_a: Array, masks_b: Array | None = None, *, metric: Literal["iou", "ios"] = "iou",
+             backend: str = "auto") -> Array:
+    """Pairwise IoU (or IoS) between two sets of binary masks.
 
     Args:
         masks_a (Array[N, *S], bool or 0/1): first set, any trailing shape S (``(N, P)`` points,
             ``(N, H, W)``, ``(N, D, H, W)``); the overlap counts every element.
         masks_b (Array[M, *S], optional): second set of the same S; None means masks_a vs itself.
+        metric: ``"iou"`` (default) intersection over union, or ``"ios"`` intersection over the smaller of the
+            two areas (supervision's IOS: a mask nested in a larger one scores 1); 0 for empty masks and
+            zero-area boxes under either metric.
         backend: ``"auto"``, ``"generic"``, ``"numba"``, ``"torch"`` or ``"cupy"``.
 
     Returns:
@@ -31,16 +35,20 @@ def mask_iou(masks_a: Array, masks_b: Array | None = None, *, backend: str = "au
     """
     xp = namespace(masks_a=masks_a, masks_b=masks_b)
     check_mask_sets(xp, masks_a, masks_b)
+    metric = check_metric(metric)
     _, fn = resolve("mask_iou", masks_a, backend)
-    return fn(as_frames(xp, masks_a), None if masks_b is None else as_frames(xp, masks_b))
+    return fn(as_frames(xp, masks_a), None if masks_b is None else as_frames(xp, masks_b), metric)
 
 
-def box_iou(boxes_a: Array, boxes_b: Array | None = None) -> Array:
-    """Pairwise IoU of ``x1, y1, x2, y2`` boxes (torchvision's ``box_iou``; 0 where the union is 0).
+def box_iou(boxes_a: Array, boxes_b: Array | None = None, *, metric: Literal["iou", "ios"] = "iou") -> Array:
+    """Pairwise IoU of ``x1, y1, x2, y2`` boxes (torchvision's ``box_iou``; 0 where the union is 0), or IoS.
 
     Args:
         boxes_a (Array[N, 4], float): first set.
         boxes_b (Array[M, 4], float, optional): second set; None means boxes_a vs itself.
+        metric: ``"iou"`` (default) intersection over union, or ``"ios"`` intersection over the smaller of the
+            two areas (supervision's IOS: a box inside a larger one scores 1); 0 for empty masks and
+            zero-area boxes under either metric.
 
     Returns:
         Array[N, M], the boxes' float dtype (integer boxes: the library's default float).
@@ -49,8 +57,9 @@ def box_iou(boxes_a: Array, boxes_b: Array | None = None) -> Array:
     check_boxes(xp, boxes_a, name="boxes_a")
     if boxes_b is not None:
         check_boxes(xp, boxes_b, name="boxes_b")
+    metric = check_metric(metric)
     _, fn = resolve("box_iou", boxes_a)
-    return fn(boxes_a, boxes_b)
+    return fn(boxes_a, boxes_b, metric)
 
 
 def masks_to_boxes(

@@ -19,7 +19,7 @@ import array_api_compat
 from ._dispatch import resolve
 from ._forms import as_frames
 from ._typing import Array
-from ._validate import check_detections, check_nms_options
+from ._validate import check_detections, check_metric, check_nms_options
 
 
 def _compute_dtype(xp: Any, scores: Array) -> Any:
@@ -39,6 +39,7 @@ def matrix_nms(
     pre_top_k: int | None = None,
     post_top_k: int | None = None,
     mask_areas: Array | None = None,
+    metric: Literal["iou", "ios"] = "iou",
     backend: str = "auto",
 ) -> tuple[Array, Array]:
     """Matrix NMS: decay every score by its overlap with higher-scored masks (or boxes), in one step.
@@ -61,7 +62,11 @@ def matrix_nms(
         post_threshold: keep results with ``decayed >= post_threshold`` (mmdetection's ``filter_thr``).
         pre_top_k: keep at most this many highest-scored candidates before the decay (``nms_pre``).
         post_top_k: return at most this many results (``max_num``).
-        mask_areas (Array[N], optional): precomputed mask areas used for the union.
+        mask_areas (Array[N], optional): precomputed mask areas used for the union (or the smaller area).
+        metric: ``"iou"`` (default) intersection over union, or ``"ios"`` intersection over the smaller of the
+            two areas (supervision's IOS: a mask nested in a larger one scores 1); 0 for empty masks and
+            zero-area boxes under either metric.
+            The decay reads this overlap where the paper reads the IoU.
         backend: ``"auto"`` (fastest installed kernel), ``"generic"`` (array-API reference path),
             ``"numba"``, ``"torch"`` or ``"cupy"``; for tests and benchmarks.
 
@@ -72,6 +77,7 @@ def matrix_nms(
     xp, n = check_detections("matrix_nms", scores, masks, boxes, labels, mask_areas)
     sigma, score_threshold, post_threshold, pre_top_k, post_top_k = check_nms_options(
         kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
+    metric = check_metric(metric)
     op = "mask_decay" if masks is not None else "box_decay"
     _, decay_fn = resolve(op, scores, backend)
 
@@ -89,9 +95,9 @@ def matrix_nms(
     if masks is not None:
         masks = as_frames(xp, masks)
         areas = None if mask_areas is None else xp.take(mask_areas, order)
-        decay = decay_fn(masks, order, sorted_labels, areas, kernel, sigma, dtype)
+        decay = decay_fn(masks, order, sorted_labels, areas, kernel, sigma, dtype, metric)
     else:
-        decay = decay_fn(boxes, order, sorted_labels, kernel, sigma, dtype)
+        decay = decay_fn(boxes, order, sorted_labels, kernel, sigma, dtype, metric)
     decayed = xp.astype(xp.take(scores, order), dtype) * decay
 
     if post_threshold is not None:

@@ -126,7 +126,7 @@ def test_register_rejects_an_unknown_operation_backend_or_signature():
         register("mask_ious", "numba")
     with pytest.raises(ValueError, match="backend must be one of .*, got 'jax'"):
         register("mask_iou", "jax")
-    with pytest.raises(ValueError, match="a 'mask_iou' kernel takes \\('masks_a', 'masks_b'\\)"):
+    with pytest.raises(ValueError, match="a 'mask_iou' kernel takes \\('masks_a', 'masks_b', 'metric'\\)"):
         register("mask_iou", "numba")(lambda masks: masks)
 
 
