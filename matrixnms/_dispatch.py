@@ -72,6 +72,15 @@ OPS: dict[str, Op] = {
     "soft_nms_iou": Op(
         ("iou", "scores", "kernel", "sigma", "iou_threshold", "score_threshold"),
         "as soft_nms_boxes, from the (K, K) float64 IoU of the candidates"),
+    "sparse_mask_iou": Op(
+        ("masks_a", "masks_b", "metric"),
+        "(N, M) float64 NumPy IoU / IoS of two host SparseMasks (COCO RLE, crops; masks_b None: masks_a vs itself)"),
+    "sparse_mask_iou_sorted": Op(
+        ("masks", "order", "labels", "metric"),
+        "(K, K) float64 NumPy IoU / IoS of SparseMasks masks[order] (order, labels: host NumPy), 0 across labels"),
+    "sparse_mask_decay": Op(
+        ("masks", "order", "labels", "areas", "kernel", "sigma", "metric"),
+        "(K,) float64 NumPy Matrix NMS decay of SparseMasks masks[order], as mask_decay (host NumPy inputs)"),
     "multiclass_matrix_nms": Op(
         ("boxes", "scores", "classes", "score_threshold", "post_threshold", "kc", "width", "kernel", "sigma",
          "normalized", "static"),
@@ -97,8 +106,8 @@ _PREFERENCE: dict[str, tuple[str, ...]] = {
 _PACKAGE = {"numba": "numba", "torch": "torch", "cupy": "cupy"}
 # The modules that register each backend's kernels (matrixnms/<module>.py).
 _MODULES = {
-    "generic": ("_generic", "_generic_baselines", "_generic_multiclass"),
-    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass"),
+    "generic": ("_generic", "_generic_baselines", "_generic_multiclass", "_generic_sparse"),
+    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass", "backends._numba_sparse"),
     "torch": ("backends._torch",),
     "cupy": ("backends._cupy",),
 }

@@ -202,10 +202,16 @@ def check_detections(function: str, scores: Array, masks: Array | None, boxes: A
                      labels: Array | None, mask_areas: Array | None = None) -> tuple[Any, int]:
     """The candidates of a Matrix NMS or Soft-NMS call: scores and exactly one of masks / boxes, optional
     labels (and mask areas, masks only), all of one library and device. Returns (namespace, N)."""
+    from ._forms import is_sparse_form, to_sparse
+
     check_exactly_one(function, masks is not None, boxes is not None)
-    xp = namespace(scores=scores, masks=masks, boxes=boxes, labels=labels, mask_areas=mask_areas)
+    sparse = masks is not None and is_sparse_form(masks)
+    xp = namespace(scores=scores, masks=None if sparse else masks, boxes=boxes, labels=labels,
+                   mask_areas=mask_areas)
     n = check_scores(xp, scores)
-    if masks is not None:
+    if sparse:
+        to_sparse(masks, "masks", n)  # validates every RLE / crop (cached on CroppedMasks)
+    elif masks is not None:
         check_masks(xp, masks, n)
     else:
         check_boxes(xp, boxes, n)

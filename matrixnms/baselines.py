@@ -38,7 +38,7 @@ from typing import Any, Callable, Literal
 import array_api_compat
 
 from ._dispatch import resolve
-from ._forms import as_frames
+from ._forms import as_frames, is_sparse_form, resolve_sparse, to_host, to_sparse
 from ._typing import Array
 from ._validate import (
     check_batched_nms_labels, check_boxes, check_detections, check_iou_threshold, check_kernel, check_labels,
@@ -140,6 +140,7 @@ def mask_nms(
 
     Args:
         masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape; two empty masks have IoU 0.
+            Also COCO RLE dicts or a :class:`matrixnms.CroppedMasks`, as in :func:`matrixnms.matrix_nms`.
         scores (Array[N], floating): any order.
         iou_threshold (float in [0, 1]): suppress when IoU > iou_threshold with a kept, higher-scored mask.
         labels (Array[N], int, optional): per-class NMS when given (IoU across labels counts as 0).
@@ -149,15 +150,30 @@ def mask_nms(
     Returns:
         Array[K], int64: kept indices by decreasing score (ties: lower index first).
     """
-    xp = namespace(masks=masks, scores=scores, labels=labels)
-    threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
-                                                    lambda n: check_masks(xp, masks, n))
+    sparse = is_sparse_form(masks)
+    xp = namespace(masks=None if sparse else masks, scores=scores, labels=labels)
+    threshold, order, sorted_labels = _greedy_order(
+        xp, scores, labels, iou_threshold, backend,
+        (lambda n: to_sparse(masks, "masks", n)) if sparse else (lambda n: check_masks(xp, masks, n)))
     metric = check_metric(metric)
-    _, iou_fn = resolve("mask_iou_sorted", scores, backend)
+    iou_fn = _mask_iou_sorted(xp, masks, scores, backend)
     _, greedy = resolve("greedy_iou", scores, backend)
     if order is None:
         return _empty_keep(xp, scores)
-    return order[greedy(iou_fn(as_frames(xp, masks), order, sorted_labels, metric), threshold)]
+    return order[greedy(iou_fn(order, sorted_labels, metric), threshold)]
+
+
+def _mask_iou_sorted(xp: Any, masks: Any, scores: Array, backend: str) -> Callable[[Array, Any, str], Array]:
+    """``fn(order, labels, metric)``: the (K, K) float64 overlap of ``masks[order]`` in the place of ``scores``;
+    RLE and cropped masks are counted on the CPU and the matrix moved there."""
+    if is_sparse_form(masks):
+        sparse, fn = to_sparse(masks), resolve_sparse("sparse_mask_iou_sorted", backend)
+        device = array_api_compat.device(scores)
+        return lambda order, labels, metric: xp.asarray(fn(sparse, to_host(order), to_host(labels), metric),
+                                                        device=device)
+    frames = as_frames(xp, masks)
+    _, fn = resolve("mask_iou_sorted", scores, backend)
+    return lambda order, labels, metric: fn(frames, order, labels, metric)
 
 
 def soft_nms(
@@ -183,7 +199,8 @@ def soft_nms(
     Args:
         scores (Array[N], floating): detection scores, any order. Soft-NMS multiplies scores, so only
             non-negative scores are meaningful: negative ones are always below ``score_threshold``.
-        masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape; exactly one of ``masks`` and
+        masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape, COCO RLE dicts or a
+            :class:`matrixnms.CroppedMasks` (as in :func:`matrixnms.matrix_nms`); exactly one of ``masks`` and
             ``boxes``.
         boxes (Array[N, 4], real): ``x1, y1, x2, y2`` boxes.
         labels (Array[N], int, optional): class labels; candidates of different labels never decay each other.
@@ -201,6 +218,8 @@ def soft_nms(
         descending decayed score (ties: lower index first), and their decayed scores. Same library and
         device as ``scores``.
     """
+    if masks is not None and is_sparse_form(masks):
+        masks = to_sparse(masks)
     xp, n = check_detections("soft_nms", scores, masks, boxes, labels)
     check_kernel(kernel)
     sigma = check_positive("sigma", sigma)
@@ -208,7 +227,7 @@ def soft_nms(
     score_threshold = check_threshold("score_threshold", score_threshold) or 0.0
     metric = check_metric(metric)
     if masks is not None:
-        _, iou_fn = resolve("mask_iou_sorted", scores, backend)
+        iou_fn = _mask_iou_sorted(xp, masks, scores, backend)
         _, soft = resolve("soft_nms_iou", scores, backend)
     else:
         _, soft = resolve("soft_nms_boxes", scores, backend)
@@ -222,7 +241,7 @@ def soft_nms(
     cand_labels = None if labels is None else xp.take(labels, candidates)
     options = (kernel, sigma, iou_threshold, score_threshold)
     if masks is not None:
-        positions, values = soft(iou_fn(as_frames(xp, masks), candidates, cand_labels, metric), current, *options)
+        positions, values = soft(iou_fn(candidates, cand_labels, metric), current, *options)
     else:
         positions, values = soft(boxes, candidates, current, cand_labels, *options, metric)
 
