@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 
-def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
+def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray, smaller: bool = False) -> np.ndarray:
+    """Pairwise IoU; ``smaller``: intersection over the smaller area instead (0 when either mask is empty)."""
     a, b = np.asarray(masks_a), np.asarray(masks_b)
     a = a.reshape(len(a), int(np.prod(a.shape[1:]))) != 0
     b = b.reshape(len(b), int(np.prod(b.shape[1:]))) != 0
@@ -19,47 +20,34 @@ def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
     for i in range(len(a)):
         for j in range(len(b)):
             inter = int(np.count_nonzero(a[i] & b[j]))
-            union = int(np.count_nonzero(a[i] | b[j]))
+            if smaller:
+                union = min(int(np.count_nonzero(a[i])), int(np.count_nonzero(b[j])))
+            else:
+                union = int(np.count_nonzero(a[i] | b[j]))
             out[i, j] = inter / union if union else 0.0
     return out
 
 
 def mask_ios(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
-    """Intersection over the smaller area, pair by pair; 0 when either mask is empty."""
-    a, b = np.asarray(masks_a), np.asarray(masks_b)
-    a = a.reshape(len(a), int(np.prod(a.shape[1:]))) != 0
-    b = b.reshape(len(b), int(np.prod(b.shape[1:]))) != 0
-    out = np.zeros((len(a), len(b)))
-    for i in range(len(a)):
-        for j in range(len(b)):
-            inter = int(np.count_nonzero(a[i] & b[j]))
-            smaller = min(int(np.count_nonzero(a[i])), int(np.count_nonzero(b[j])))
-            out[i, j] = inter / smaller if smaller else 0.0
-    return out
+    return mask_iou(masks_a, masks_b, smaller=True)
 
 
-def box_ios(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Box intersection over the smaller area; 0 when either box has zero area."""
-    out = np.zeros((len(boxes_a), len(boxes_b)))
-    for i, (ax1, ay1, ax2, ay2) in enumerate(np.asarray(boxes_a, dtype=np.float64)):
-        for j, (bx1, by1, bx2, by2) in enumerate(np.asarray(boxes_b, dtype=np.float64)):
-            w = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-            h = max(0.0, min(ay2, by2) - max(ay1, by1))
-            smaller = min((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1))
-            out[i, j] = min(1.0, w * h / smaller) if smaller > 0 else 0.0
-    return out
-
-
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray, smaller: bool = False) -> np.ndarray:
+    """torchvision's box IoU; ``smaller``: intersection over the smaller area (0 for a zero-area box)."""
     out = np.zeros((len(boxes_a), len(boxes_b)))
     for i, (ax1, ay1, ax2, ay2) in enumerate(np.asarray(boxes_a, dtype=np.float64)):
         for j, (bx1, by1, bx2, by2) in enumerate(np.asarray(boxes_b, dtype=np.float64)):
             w = max(0.0, min(ax2, bx2) - max(ax1, bx1))
             h = max(0.0, min(ay2, by2) - max(ay1, by1))
             inter = w * h
-            union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+            area_a, area_b = (ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1)
+            union = min(area_a, area_b) if smaller else area_a + area_b - inter
             out[i, j] = min(1.0, inter / union) if union > 0 else 0.0
     return out
+
+
+def box_ios(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    return box_iou(boxes_a, boxes_b, smaller=True)
 
 
 def masks_to_boxes(masks: np.ndarray, fmt: str = "xyxy") -> np.ndarray:
