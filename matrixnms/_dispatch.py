@@ -34,42 +34,53 @@ class Op:
 # results stay in the caller's library and on its device.
 OPS: dict[str, Op] = {
     "mask_iou": Op(
-        ("masks_a", "masks_b"),
-        "(N, M) IoU of (N, H, W) vs (M, H, W) 0/1 masks (masks_b None: masks_a vs itself), 0 where the union "
-        "is 0; float64 (NumPy, CuPy) or torch's default float dtype"),
+        ("masks_a", "masks_b", "metric"),
+        "(N, M) IoU (metric 'iou') or intersection over the smaller area ('ios') of (N, H, W) vs (M, H, W) 0/1 "
+        "masks (masks_b None: masks_a vs itself), 0 where the denominator is 0; float64 (NumPy, CuPy) or "
+        "torch's default float dtype"),
     "masks_to_boxes": Op(
         ("masks", "fmt"),
         "(N, 4) float32 boxes of (N, H, W) masks in fmt 'xyxy' | 'xywh' | 'xyxy_inclusive'; 0 for empty masks"),
     "box_iou": Op(
-        ("boxes_a", "boxes_b"),
-        "(N, M) IoU of xyxy boxes (boxes_b None: boxes_a vs itself) in the boxes' float dtype, 0 where the "
-        "union is 0"),
+        ("boxes_a", "boxes_b", "metric"),
+        "(N, M) IoU / IoS (metric) of xyxy boxes (boxes_b None: boxes_a vs itself) in the boxes' float dtype, "
+        "0 where the denominator is 0"),
     "mask_decay": Op(
-        ("masks", "order", "labels", "areas", "kernel", "sigma", "dtype"),
+        ("masks", "order", "labels", "areas", "kernel", "sigma", "dtype", "metric"),
         "(K,) Matrix NMS decay in dtype of the candidates masks[order] (order: (K,) int64, by descending "
         "score); labels (K,) of the sorted candidates or None; areas (K,) of the sorted candidates or None "
-        "(computed)"),
+        "(computed); metric 'iou' | 'ios' the pair overlap"),
     "box_decay": Op(
-        ("boxes", "order", "labels", "kernel", "sigma", "dtype"),
+        ("boxes", "order", "labels", "kernel", "sigma", "dtype", "metric"),
         "(K,) Matrix NMS decay in dtype of the candidates boxes[order], as mask_decay"),
     "mask_iou_sorted": Op(
-        ("masks", "order", "labels"),
-        "(K, K) float64 IoU between masks[order], 0 between different labels (labels: of the sorted "
-        "candidates, or None)"),
+        ("masks", "order", "labels", "metric"),
+        "(K, K) float64 IoU / IoS (metric) between masks[order], 0 between different labels (labels: of the "
+        "sorted candidates, or None)"),
     "greedy_boxes": Op(
-        ("boxes", "order", "labels", "iou_threshold"),
+        ("boxes", "order", "labels", "iou_threshold", "metric"),
         "(K,) bool kept flags of greedy NMS over boxes[order] (by descending score, ties by lower index); "
-        "suppress when IoU > iou_threshold and same label"),
+        "suppress when IoU (or IoS, metric) > iou_threshold and same label"),
     "greedy_iou": Op(
         ("iou", "iou_threshold"),
         "(K,) bool kept flags of greedy NMS from the (K, K) float64 IoU of score-sorted candidates"),
     "soft_nms_boxes": Op(
-        ("boxes", "candidates", "scores", "labels", "kernel", "sigma", "iou_threshold", "score_threshold"),
+        ("boxes", "candidates", "scores", "labels", "kernel", "sigma", "iou_threshold", "score_threshold",
+         "metric"),
         "(positions (M,) int64 into candidates in selection order, values (M,) float64 scores at selection) "
         "of Soft-NMS over boxes[candidates] (candidates: increasing index order, scores float64)"),
     "soft_nms_iou": Op(
         ("iou", "scores", "kernel", "sigma", "iou_threshold", "score_threshold"),
         "as soft_nms_boxes, from the (K, K) float64 IoU of the candidates"),
+    "sparse_mask_iou": Op(
+        ("masks_a", "masks_b", "metric"),
+        "(N, M) float64 NumPy IoU / IoS of two host SparseMasks (COCO RLE, crops; masks_b None: masks_a vs itself)"),
+    "sparse_mask_iou_sorted": Op(
+        ("masks", "order", "labels", "metric"),
+        "(K, K) float64 NumPy IoU / IoS of SparseMasks masks[order] (order, labels: host NumPy), 0 across labels"),
+    "sparse_mask_decay": Op(
+        ("masks", "order", "labels", "areas", "kernel", "sigma", "metric"),
+        "(K,) float64 NumPy Matrix NMS decay of SparseMasks masks[order], as mask_decay (host NumPy inputs)"),
     "multiclass_matrix_nms": Op(
         ("boxes", "scores", "classes", "score_threshold", "post_threshold", "kc", "width", "kernel", "sigma",
          "normalized", "static"),
@@ -84,11 +95,11 @@ OPS: dict[str, Op] = {
         "(K,) bool kept flags of Cluster-NMS (equal to greedy_iou's) from the (K, K) float64 IoU of score-sorted "
         "candidates"),
     "fast_nms_boxes": Op(
-        ("boxes", "order", "labels", "iou_threshold"),
+        ("boxes", "order", "labels", "iou_threshold", "metric"),
         "(K,) bool kept flags of Fast NMS over boxes[order] (by descending score, ties by lower index), float64 "
         "box IoU; suppress when IoU > iou_threshold and same label"),
     "cluster_nms_boxes": Op(
-        ("boxes", "order", "labels", "iou_threshold"),
+        ("boxes", "order", "labels", "iou_threshold", "metric"),
         "(K,) bool kept flags of Cluster-NMS over boxes[order] (equal to greedy_boxes's)"),
 }
 
@@ -110,8 +121,9 @@ _PREFERENCE: dict[str, tuple[str, ...]] = {
 _PACKAGE = {"numba": "numba", "torch": "torch", "cupy": "cupy"}
 # The modules that register each backend's kernels (matrixnms/<module>.py).
 _MODULES = {
-    "generic": ("_generic", "_generic_baselines", "_generic_multiclass", "_generic_fast"),
-    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass", "backends._numba_fast"),
+    "generic": ("_generic", "_generic_baselines", "_generic_multiclass", "_generic_fast", "_generic_sparse"),
+    "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass", "backends._numba_fast",
+              "backends._numba_sparse"),
     "torch": ("backends._torch",),
     "cupy": ("backends._cupy",),
 }

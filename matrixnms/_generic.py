@@ -85,23 +85,31 @@ def ratio(xp: Any, inter: Any, union: Any) -> Any:
     return xp.where(positive, inter / xp.where(positive, union, xp.ones_like(union)), xp.zeros_like(union))
 
 
+def overlap(xp: Any, inter: Any, area_a: Any, area_b: Any, metric: str) -> Any:
+    """The pair metric from intersections and broadcastable areas: ``"iou"`` inter / union, ``"ios"``
+    inter / the smaller area; 0 where that denominator is 0."""
+    if metric == "ios":
+        return ratio(xp, inter, xp.minimum(area_a, area_b))
+    return ratio(xp, inter, area_a + area_b - inter)
+
+
 @register("mask_iou", "generic")
-def mask_iou(masks_a: Any, masks_b: Any | None) -> Any:
+def mask_iou(masks_a: Any, masks_b: Any | None, metric: str) -> Any:
     xp = array_api_compat.array_namespace(masks_a)
     out = default_float(xp, masks_a)
     flat_b = None if masks_b is None else flat(xp, masks_b)
     inter, area_a, area_b = _intersections(xp, flat(xp, masks_a), flat_b)
     inter = xp.astype(inter, xp.float64)
-    iou = ratio(xp, inter, area_a[:, None] + area_b[None, :] - inter)
+    iou = overlap(xp, inter, area_a[:, None], area_b[None, :], metric)
     return xp.astype(iou, out)
 
 
 @register("mask_iou_sorted", "generic")
-def mask_iou_sorted(masks: Any, order: Any, labels: Any | None) -> Any:
+def mask_iou_sorted(masks: Any, order: Any, labels: Any | None, metric: str) -> Any:
     xp = array_api_compat.array_namespace(masks)
     inter, area, _ = _intersections(xp, flat(xp, masks), None, rows_a=order)
     inter = xp.astype(inter, xp.float64)
-    iou = ratio(xp, inter, area[:, None] + area[None, :] - inter)
+    iou = overlap(xp, inter, area[:, None], area[None, :], metric)
     if labels is not None:
         iou = xp.where(labels[:, None] == labels[None, :], iou, xp.zeros_like(iou))
     return iou
@@ -111,11 +119,11 @@ def box_areas(xp: Any, boxes: Any) -> Any:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def box_iou_block(xp: Any, a: Any, b: Any, area_a: Any, area_b: Any) -> Any:
+def box_iou_block(xp: Any, a: Any, b: Any, area_a: Any, area_b: Any, metric: str = "iou") -> Any:
     width = xp.clip(xp.minimum(a[:, None, 2], b[None, :, 2]) - xp.maximum(a[:, None, 0], b[None, :, 0]), min=0)
     height = xp.clip(xp.minimum(a[:, None, 3], b[None, :, 3]) - xp.maximum(a[:, None, 1], b[None, :, 1]), min=0)
     inter = width * height
-    iou = ratio(xp, inter, area_a[:, None] + area_b[None, :] - inter)
+    iou = overlap(xp, inter, area_a[:, None], area_b[None, :], metric)
     return xp.clip(iou, min=0, max=1)
 
 
@@ -126,13 +134,13 @@ def _float_boxes(xp: Any, boxes: Any) -> Any:
 
 
 @register("box_iou", "generic")
-def box_iou(boxes_a: Any, boxes_b: Any | None) -> Any:
+def box_iou(boxes_a: Any, boxes_b: Any | None, metric: str) -> Any:
     xp = array_api_compat.array_namespace(boxes_a)
     a = _float_boxes(xp, boxes_a)
     b = a if boxes_b is None else xp.astype(_float_boxes(xp, boxes_b), a.dtype)
     area_a, area_b = box_areas(xp, a), box_areas(xp, b)
     rows = _config.CHUNK_BYTES // (_config.BLOCK_BYTES_PER_PAIR * max(1, b.shape[0]))
-    parts = [box_iou_block(xp, a[s:e], b, area_a[s:e], area_b) for s, e in blocks(a.shape[0], rows)]
+    parts = [box_iou_block(xp, a[s:e], b, area_a[s:e], area_b, metric) for s, e in blocks(a.shape[0], rows)]
     if not parts:
         return xp.zeros((0, b.shape[0]), dtype=a.dtype, device=array_api_compat.device(a))
     return xp.concat(parts, axis=0)
@@ -211,7 +219,7 @@ def decay_from_iou_blocks(
 
 @register("mask_decay", "generic")
 def mask_decay(masks: Any, order: Any, labels: Any | None, areas: Any | None, kernel: str, sigma: float,
-               dtype: Any) -> Any:
+               dtype: Any, metric: str) -> Any:
     xp = array_api_compat.array_namespace(masks)
     dev = array_api_compat.device(masks)
     inter, computed, _ = _intersections(xp, flat(xp, masks), None, rows_a=order)
@@ -219,19 +227,20 @@ def mask_decay(masks: Any, order: Any, labels: Any | None, areas: Any | None, ke
 
     def iou_block(s: int, e: int) -> Any:
         block = xp.astype(inter[:, s:e], dtype)
-        return ratio(xp, block, area[:, None] + area[None, s:e] - block)
+        return overlap(xp, block, area[:, None], area[None, s:e], metric)
 
     return decay_from_iou_blocks(xp, order.shape[0], iou_block, labels, kernel, sigma, dtype, dev)
 
 
 @register("box_decay", "generic")
-def box_decay(boxes: Any, order: Any, labels: Any | None, kernel: str, sigma: float, dtype: Any) -> Any:
+def box_decay(boxes: Any, order: Any, labels: Any | None, kernel: str, sigma: float, dtype: Any,
+              metric: str) -> Any:
     xp = array_api_compat.array_namespace(boxes)
     dev = array_api_compat.device(boxes)
     b = xp.astype(xp.take(boxes, order, axis=0), dtype)
     area = box_areas(xp, b)
 
     def iou_block(s: int, e: int) -> Any:
-        return box_iou_block(xp, b, b[s:e], area, area[s:e])
+        return box_iou_block(xp, b, b[s:e], area, area[s:e], metric)
 
     return decay_from_iou_blocks(xp, order.shape[0], iou_block, labels, kernel, sigma, dtype, dev)

@@ -44,15 +44,16 @@ def _greedy(xp, k: int, over_rows: Callable[[int, int], Array], device) -> Array
     return ~removed
 
 
-def box_over_rows(xp, boxes: Array, order: Array, labels: Array | None,
-                  iou_threshold: float) -> Callable[[int, int], Array]:
-    """``over_rows(s, e)``: the (e - s, K) bool "IoU > iou_threshold and same label" rows of boxes[order], from
-    the float64 IoU of ``_generic.box_iou_block`` (so hard NMS variants decide ``iou == t`` alike)."""
+def box_over_rows(xp, boxes: Array, order: Array, labels: Array | None, iou_threshold: float,
+                  metric: str = "iou") -> Callable[[int, int], Array]:
+    """``over_rows(s, e)``: the (e - s, K) bool "overlap > iou_threshold and same label" rows of boxes[order],
+    from the float64 IoU (or IoS) of ``_generic.box_iou_block`` (so hard NMS variants decide ``iou == t``
+    alike)."""
     b = xp.astype(xp.take(boxes, order, axis=0), xp.float64)
     area = box_areas(xp, b)
 
     def over_rows(s: int, e: int) -> Array:
-        over = box_iou_block(xp, b[s:e], b, area[s:e], area) > iou_threshold
+        over = box_iou_block(xp, b[s:e], b, area[s:e], area, metric) > iou_threshold
         if labels is not None:
             over = over & (labels[s:e, None] == labels[None, :])
         return over
@@ -61,9 +62,9 @@ def box_over_rows(xp, boxes: Array, order: Array, labels: Array | None,
 
 
 @register("greedy_boxes", "generic")
-def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
+def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float, metric: str) -> Array:
     xp = array_api_compat.array_namespace(boxes)
-    over_rows = box_over_rows(xp, boxes, order, labels, iou_threshold)
+    over_rows = box_over_rows(xp, boxes, order, labels, iou_threshold, metric)
     return _greedy(xp, order.shape[0], over_rows, array_api_compat.device(order))
 
 
@@ -122,7 +123,7 @@ def soft_nms_iou(iou: Array, scores: Array, kernel: str, sigma: float, iou_thres
 
 @register("soft_nms_boxes", "generic")
 def soft_nms_boxes(boxes: Array, candidates: Array, scores: Array, labels: Array | None, kernel: str,
-                   sigma: float, iou_threshold: float, score_threshold: float) -> tuple[Array, Array]:
+                   sigma: float, iou_threshold: float, score_threshold: float, metric: str) -> tuple[Array, Array]:
     xp = array_api_compat.array_namespace(boxes)
     k = candidates.shape[0]
     device = array_api_compat.device(candidates)
@@ -131,7 +132,7 @@ def soft_nms_boxes(boxes: Array, candidates: Array, scores: Array, labels: Array
     options = (kernel, sigma, iou_threshold, score_threshold)
 
     def iou_rows(rows: Array) -> Array:
-        block = box_iou_block(xp, xp.take(b, rows, axis=0), b, xp.take(area, rows), area)
+        block = box_iou_block(xp, xp.take(b, rows, axis=0), b, xp.take(area, rows), area, metric)
         if labels is None:
             return block
         same = xp.take(labels, rows)[:, None] == labels[None, :]

@@ -78,9 +78,10 @@ def _on_iou(decide: Callable, iou: Array, iou_threshold: float) -> Array:
     return decide(xp, iou.shape[0], lambda s, e: iou[s:e] > iou_threshold, array_api_compat.device(iou))
 
 
-def _on_boxes(decide: Callable, boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
+def _on_boxes(decide: Callable, boxes: Array, order: Array, labels: Array | None, iou_threshold: float,
+              metric: str) -> Array:
     xp = array_api_compat.array_namespace(boxes)
-    over_rows = box_over_rows(xp, boxes, order, labels, iou_threshold)
+    over_rows = box_over_rows(xp, boxes, order, labels, iou_threshold, metric)
     return decide(xp, order.shape[0], over_rows, array_api_compat.device(order))
 
 
@@ -95,10 +96,12 @@ def cluster_nms_iou(iou: Array, iou_threshold: float) -> Array:
 
 
 @register("fast_nms_boxes", "generic")
-def fast_nms_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
-    return _on_boxes(_fast, boxes, order, labels, iou_threshold)
+def fast_nms_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float,
+                   metric: str) -> Array:
+    return _on_boxes(_fast, boxes, order, labels, iou_threshold, metric)
 
 
 @register("cluster_nms_boxes", "generic")
-def cluster_nms_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
-    return _on_boxes(_cluster, boxes, order, labels, iou_threshold)
+def cluster_nms_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float,
+                      metric: str) -> Array:
+    return _on_boxes(_cluster, boxes, order, labels, iou_threshold, metric)

@@ -27,6 +27,7 @@ from ._dispatch import device_kind, library_of
 from ._typing import Array
 
 KERNELS = ("gaussian", "linear")
+METRICS = ("iou", "ios")
 BOX_FORMATS = ("xyxy", "xywh", "xyxy_inclusive")
 
 
@@ -121,10 +122,15 @@ def check_binary(xp: Any, name: str, masks: Array) -> None:
         raise ValueError(f"{name} must hold only 0 and 1 (binary masks), got other values")
 
 
-def check_masks(xp: Any, masks: Array, n: int | None = None, name: str = "masks", *, values: bool = True) -> None:
-    """(N, H, W) of bool, integers or floats; values: only 0 and 1."""
-    if masks.ndim != 3:
+def check_masks(xp: Any, masks: Array, n: int | None = None, name: str = "masks", *, values: bool = True,
+                frame: bool = False) -> None:
+    """(N, *S) with at least one trailing dimension (``frame``: exactly (N, H, W)) of bool, integers or
+    floats; values: only 0 and 1."""
+    if frame and masks.ndim != 3:
         raise ValueError(f"{name} must have shape (N, H, W), got {tuple(masks.shape)}")
+    if masks.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, *S) with at least one trailing dimension, got "
+                         f"{tuple(masks.shape)}")
     if n is not None and masks.shape[0] != n:
         raise ValueError(f"{name} must have one mask per score: expected {n}, got {masks.shape[0]}")
     if not (is_bool(xp, masks) or is_integer(xp, masks) or is_floating(xp, masks)):
@@ -134,12 +140,12 @@ def check_masks(xp: Any, masks: Array, n: int | None = None, name: str = "masks"
 
 
 def check_mask_sets(xp: Any, masks_a: Array, masks_b: Array | None) -> None:
-    """Two mask sets to compare (``masks_b`` None: ``masks_a`` with itself) of the same H, W."""
+    """Two dense mask sets to compare (``masks_b`` None: ``masks_a`` with itself) of the same trailing shape."""
     check_masks(xp, masks_a, name="masks_a")
     if masks_b is not None:
         check_masks(xp, masks_b, name="masks_b")
         if tuple(masks_b.shape[1:]) != tuple(masks_a.shape[1:]):
-            raise ValueError(f"masks_b must have the same H, W as masks_a {tuple(masks_a.shape[1:])}, "
+            raise ValueError(f"masks_b must have the same trailing shape as masks_a {tuple(masks_a.shape[1:])}, "
                              f"got {tuple(masks_b.shape[1:])}")
 
 
@@ -196,10 +202,16 @@ def check_detections(function: str, scores: Array, masks: Array | None, boxes: A
                      labels: Array | None, mask_areas: Array | None = None) -> tuple[Any, int]:
     """The candidates of a Matrix NMS or Soft-NMS call: scores and exactly one of masks / boxes, optional
     labels (and mask areas, masks only), all of one library and device. Returns (namespace, N)."""
+    from ._forms import is_sparse_form, to_sparse
+
     check_exactly_one(function, masks is not None, boxes is not None)
-    xp = namespace(scores=scores, masks=masks, boxes=boxes, labels=labels, mask_areas=mask_areas)
+    sparse = masks is not None and is_sparse_form(masks)
+    xp = namespace(scores=scores, masks=None if sparse else masks, boxes=boxes, labels=labels,
+                   mask_areas=mask_areas)
     n = check_scores(xp, scores)
-    if masks is not None:
+    if sparse:
+        to_sparse(masks, "masks", n)  # validates every RLE / crop (cached on CroppedMasks)
+    elif masks is not None:
         check_masks(xp, masks, n)
     else:
         check_boxes(xp, boxes, n)
@@ -225,6 +237,13 @@ def check_exactly_one(function: str, first: bool, second: bool, names: tuple[str
 def check_box_format(format: Any) -> None:
     if format not in BOX_FORMATS:
         raise ValueError(f"format must be one of {BOX_FORMATS}, got {format!r}")
+
+
+def check_metric(metric: Any) -> str:
+    """``"iou"`` (intersection over union) or ``"ios"`` (intersection over the smaller area)."""
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    return metric
 
 
 def check_kernel(kernel: Any) -> None:
@@ -378,7 +397,7 @@ def check_static_form(scores: Any, masks: Any, boxes: Any, labels: Any, valid: A
             raise TypeError(f"{name} is on {x.device} but scores is on {scores.device}")
     n = check_scores(xp, scores, values=False)
     if masks is not None:
-        check_masks(xp, masks, n, values=False)
+        check_masks(xp, masks, n, values=False, frame=True)
         if masks.shape[1] * masks.shape[2] > _config.EXACT_F32:
             raise ValueError(f"masks must have H * W <= 2**24 pixels (exact float32 counts), got "
                              f"{masks.shape[1]} x {masks.shape[2]} = {masks.shape[1] * masks.shape[2]}")
@@ -447,7 +466,7 @@ __all__ = [
     "KERNELS", "BOX_FORMATS", "namespace", "dtype_name", "is_floating", "is_integer", "is_bool", "in_graph",
     "check_finite", "check_scores", "check_binary", "check_masks", "check_mask_sets", "check_box_values",
     "check_boxes", "check_batched_nms_labels", "check_labels", "check_areas", "check_detections",
-    "check_exactly_one", "check_box_format", "check_kernel", "is_int", "check_positive", "check_threshold",
+    "check_exactly_one", "check_box_format", "check_kernel", "METRICS", "check_metric", "is_int", "check_positive", "check_threshold",
     "check_iou_threshold", "check_top_k", "check_nms_options", "check_cutoff", "check_limit", "check_batched",
     "check_batched_values", "check_paddle_options", "check_static_form", "check_positive_int", "check_opset",
     "check_onnx_graph", "check_export_model", "device_kind",

@@ -38,10 +38,11 @@ from typing import Any, Callable, Literal
 import array_api_compat
 
 from ._dispatch import resolve
+from ._forms import as_frames, is_sparse_form, resolve_sparse, to_host, to_sparse
 from ._typing import Array
 from ._validate import (
     check_batched_nms_labels, check_boxes, check_detections, check_iou_threshold, check_kernel, check_labels,
-    check_masks, check_positive, check_scores, check_threshold, namespace,
+    check_masks, check_metric, check_positive, check_scores, check_threshold, namespace,
 )
 
 
@@ -76,17 +77,20 @@ def _greedy_order(xp: Any, scores: Array, labels: Array | None, iou_threshold: A
     return threshold, order, None if labels is None else xp.take(labels, order)
 
 
-def _greedy_boxes(boxes: Array, scores: Array, labels: Array | None, iou_threshold: Any, backend: str) -> Array:
+def _greedy_boxes(boxes: Array, scores: Array, labels: Array | None, iou_threshold: Any, backend: str,
+                  metric: Any) -> Array:
     xp = namespace(boxes=boxes, scores=scores, labels=labels)
     threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
                                                     lambda n: check_boxes(xp, boxes, n))
+    metric = check_metric(metric)
     _, greedy = resolve("greedy_boxes", scores, backend)
     if order is None:
         return _empty_keep(xp, scores)
-    return order[greedy(boxes, order, sorted_labels, threshold)]
+    return order[greedy(boxes, order, sorted_labels, threshold, metric)]
 
 
-def nms(boxes: Array, scores: Array, iou_threshold: float, *, backend: str = "auto") -> Array:
+def nms(boxes: Array, scores: Array, iou_threshold: float, *, metric: Literal["iou", "ios"] = "iou",
+        backend: str = "auto") -> Array:
     """Greedy NMS on boxes, with torchvision's ``nms`` semantics.
 
     Args:
@@ -94,17 +98,22 @@ def nms(boxes: Array, scores: Array, iou_threshold: float, *, backend: str = "au
         scores (Array[N], floating): any order; NaN and inf are rejected.
         iou_threshold (float in [0, 1]): a box is suppressed when its IoU with a kept, higher-scored box is
             strictly greater. 1 keeps everything; 0 suppresses every box that overlaps a kept one at all.
+        metric: ``"iou"`` (default) intersection over union, or ``"ios"`` intersection over the smaller of the
+            two areas (supervision's IOS: a box inside a larger one scores 1); 0 for empty masks and
+            zero-area boxes under either metric.
+            ``iou_threshold`` then applies to it.
         backend: ``"auto"``, ``"generic"``, ``"numba"``, ``"torch"`` or ``"cupy"``; for tests and benchmarks.
 
     Returns:
         Array[K], int64: indices of the kept boxes by decreasing score (ties: lower index first), in the
         library and on the device of ``scores``.
     """
-    return _greedy_boxes(boxes, scores, None, iou_threshold, backend)
+    return _greedy_boxes(boxes, scores, None, iou_threshold, backend, metric)
 
 
 def batched_nms(
-    boxes: Array, scores: Array, labels: Array, iou_threshold: float, *, backend: str = "auto"
+    boxes: Array, scores: Array, labels: Array, iou_threshold: float, *, metric: Literal["iou", "ios"] = "iou",
+    backend: str = "auto",
 ) -> Array:
     """Greedy NMS per class (torchvision's ``batched_nms``): boxes of different labels never suppress.
 
@@ -113,38 +122,58 @@ def batched_nms(
         scores (Array[N], floating): any order.
         labels (Array[N], int): class of each box.
         iou_threshold (float in [0, 1]): suppress when IoU > iou_threshold with a kept box of the same label.
+        metric: ``"iou"`` or ``"ios"``, as in :func:`nms`.
         backend: as in :func:`nms`.
 
     Returns:
         Array[K], int64: kept indices by decreasing score over all classes (ties: lower index first).
     """
     check_batched_nms_labels(labels)
-    return _greedy_boxes(boxes, scores, labels, iou_threshold, backend)
+    return _greedy_boxes(boxes, scores, labels, iou_threshold, backend, metric)
 
 
 def mask_nms(
-    masks: Array, scores: Array, iou_threshold: float, labels: Array | None = None, *, backend: str = "auto"
+    masks: Array, scores: Array, iou_threshold: float, labels: Array | None = None, *,
+    metric: Literal["iou", "ios"] = "iou", backend: str = "auto",
 ) -> Array:
     """Greedy NMS on binary masks, with the IoU of :func:`matrixnms.mask_iou`.
 
     Args:
-        masks (Array[N, H, W], bool or 0/1): binary masks; two empty masks have IoU 0.
+        masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape; two empty masks have IoU 0.
+            Also COCO RLE dicts or a :class:`matrixnms.CroppedMasks`, as in :func:`matrixnms.matrix_nms`.
         scores (Array[N], floating): any order.
         iou_threshold (float in [0, 1]): suppress when IoU > iou_threshold with a kept, higher-scored mask.
         labels (Array[N], int, optional): per-class NMS when given (IoU across labels counts as 0).
+        metric: ``"iou"`` or ``"ios"`` (intersection over the smaller mask), as in :func:`nms`.
         backend: as in :func:`nms`.
 
     Returns:
         Array[K], int64: kept indices by decreasing score (ties: lower index first).
     """
-    xp = namespace(masks=masks, scores=scores, labels=labels)
-    threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
-                                                    lambda n: check_masks(xp, masks, n))
-    _, iou_fn = resolve("mask_iou_sorted", scores, backend)
+    sparse = is_sparse_form(masks)
+    xp = namespace(masks=None if sparse else masks, scores=scores, labels=labels)
+    threshold, order, sorted_labels = _greedy_order(
+        xp, scores, labels, iou_threshold, backend,
+        (lambda n: to_sparse(masks, "masks", n)) if sparse else (lambda n: check_masks(xp, masks, n)))
+    metric = check_metric(metric)
+    iou_fn = _mask_iou_sorted(xp, masks, scores, backend)
     _, greedy = resolve("greedy_iou", scores, backend)
     if order is None:
         return _empty_keep(xp, scores)
-    return order[greedy(iou_fn(masks, order, sorted_labels), threshold)]
+    return order[greedy(iou_fn(order, sorted_labels, metric), threshold)]
+
+
+def _mask_iou_sorted(xp: Any, masks: Any, scores: Array, backend: str) -> Callable[[Array, Any, str], Array]:
+    """``fn(order, labels, metric)``: the (K, K) float64 overlap of ``masks[order]`` in the place of ``scores``;
+    RLE and cropped masks are counted on the CPU and the matrix moved there."""
+    if is_sparse_form(masks):
+        sparse, fn = to_sparse(masks), resolve_sparse("sparse_mask_iou_sorted", backend)
+        device = array_api_compat.device(scores)
+        return lambda order, labels, metric: xp.asarray(fn(sparse, to_host(order), to_host(labels), metric),
+                                                        device=device)
+    frames = as_frames(xp, masks)
+    _, fn = resolve("mask_iou_sorted", scores, backend)
+    return lambda order, labels, metric: fn(frames, order, labels, metric)
 
 
 def soft_nms(
@@ -157,6 +186,7 @@ def soft_nms(
     sigma: float = 0.5,
     iou_threshold: float = 0.3,
     score_threshold: float | None = 0.001,
+    metric: Literal["iou", "ios"] = "iou",
     backend: str = "auto",
 ) -> tuple[Array, Array]:
     """Soft-NMS (Bodla et al., ICCV 2017) on masks or boxes: decay overlapping scores one selection at a time.
@@ -169,7 +199,9 @@ def soft_nms(
     Args:
         scores (Array[N], floating): detection scores, any order. Soft-NMS multiplies scores, so only
             non-negative scores are meaningful: negative ones are always below ``score_threshold``.
-        masks (Array[N, H, W], bool or 0/1): binary masks; exactly one of ``masks`` and ``boxes``.
+        masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape, COCO RLE dicts or a
+            :class:`matrixnms.CroppedMasks` (as in :func:`matrixnms.matrix_nms`); exactly one of ``masks`` and
+            ``boxes``.
         boxes (Array[N, 4], real): ``x1, y1, x2, y2`` boxes.
         labels (Array[N], int, optional): class labels; candidates of different labels never decay each other.
         kernel: ``"gaussian"`` ``exp(-iou^2 / sigma)`` (ignores ``iou_threshold``, as in the paper) or
@@ -178,6 +210,7 @@ def soft_nms(
         iou_threshold (float in [0, 1]): the linear kernel's Nt.
         score_threshold (float >= 0 or None): drop candidates whose current score is below it; None is the
             same as 0 (keep every non-negative score).
+        metric: ``"iou"`` or ``"ios"`` (intersection over the smaller area), the overlap the kernels read.
         backend: as in :func:`nms`.
 
     Returns:
@@ -185,13 +218,16 @@ def soft_nms(
         descending decayed score (ties: lower index first), and their decayed scores. Same library and
         device as ``scores``.
     """
+    if masks is not None and is_sparse_form(masks):
+        masks = to_sparse(masks)
     xp, n = check_detections("soft_nms", scores, masks, boxes, labels)
     check_kernel(kernel)
     sigma = check_positive("sigma", sigma)
     iou_threshold = check_iou_threshold("iou_threshold", iou_threshold)
     score_threshold = check_threshold("score_threshold", score_threshold) or 0.0
+    metric = check_metric(metric)
     if masks is not None:
-        _, iou_fn = resolve("mask_iou_sorted", scores, backend)
+        iou_fn = _mask_iou_sorted(xp, masks, scores, backend)
         _, soft = resolve("soft_nms_iou", scores, backend)
     else:
         _, soft = resolve("soft_nms_boxes", scores, backend)
@@ -205,9 +241,9 @@ def soft_nms(
     cand_labels = None if labels is None else xp.take(labels, candidates)
     options = (kernel, sigma, iou_threshold, score_threshold)
     if masks is not None:
-        positions, values = soft(iou_fn(masks, candidates, cand_labels), current, *options)
+        positions, values = soft(iou_fn(candidates, cand_labels, metric), current, *options)
     else:
-        positions, values = soft(boxes, candidates, current, cand_labels, *options)
+        positions, values = soft(boxes, candidates, current, cand_labels, *options, metric)
 
     keep = xp.take(candidates, positions)
     decayed = xp.astype(values, scores.dtype)

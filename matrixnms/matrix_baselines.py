@@ -26,11 +26,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ._dispatch import resolve
+from ._forms import is_sparse_form, to_sparse
 from ._typing import Array
-from ._validate import check_boxes, check_masks, namespace
-from .baselines import _empty_keep, _greedy_order
-
-METRICS = ("iou",)
+from ._validate import check_boxes, check_masks, check_metric, namespace
+from .baselines import _empty_keep, _greedy_order, _mask_iou_sorted
 
 
 def _matrix_nms_keep(method: str, scores: Array, masks: Array | None, boxes: Array | None, labels: Array | None,
@@ -39,40 +38,42 @@ def _matrix_nms_keep(method: str, scores: Array, masks: Array | None, boxes: Arr
     if (masks is None) == (boxes is None):
         raise ValueError(f"{method} needs exactly one of masks or boxes, got "
                          + ("both" if masks is not None else "neither"))
-    xp = namespace(scores=scores, masks=masks, boxes=boxes, labels=labels)
-    if masks is not None:
-        threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
-                                                        lambda n: check_masks(xp, masks, n))
+    sparse = masks is not None and is_sparse_form(masks)
+    xp = namespace(scores=scores, masks=None if sparse else masks, boxes=boxes, labels=labels)
+    if sparse:
+        check_items = lambda n: to_sparse(masks, "masks", n)  # noqa: E731
+    elif masks is not None:
+        check_items = lambda n: check_masks(xp, masks, n)  # noqa: E731
     else:
-        threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend,
-                                                        lambda n: check_boxes(xp, boxes, n))
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        check_items = lambda n: check_boxes(xp, boxes, n)  # noqa: E731
+    threshold, order, sorted_labels = _greedy_order(xp, scores, labels, iou_threshold, backend, check_items)
+    metric = check_metric(metric)
     if masks is not None:
-        _, iou_fn = resolve("mask_iou_sorted", scores, backend)
+        iou_fn = _mask_iou_sorted(xp, masks, scores, backend)
         _, decide = resolve(f"{method}_iou", scores, backend)
     else:
         _, decide = resolve(f"{method}_boxes", scores, backend)
     if order is None:
         return _empty_keep(xp, scores)
     if masks is not None:
-        return order[decide(iou_fn(masks, order, sorted_labels), threshold)]
-    return order[decide(boxes, order, sorted_labels, threshold)]
+        return order[decide(iou_fn(order, sorted_labels, metric), threshold)]
+    return order[decide(boxes, order, sorted_labels, threshold, metric)]
 
 
 def fast_nms(scores: Array, masks: Array | None = None, *, boxes: Array | None = None, labels: Array | None = None,
-             iou_threshold: float = 0.5, metric: Literal["iou"] = "iou", backend: str = "auto") -> Array:
+             iou_threshold: float = 0.5, metric: Literal["iou", "ios"] = "iou", backend: str = "auto") -> Array:
     """Fast NMS (YOLACT): drop every candidate whose IoU with *any* higher-scored one exceeds the threshold.
 
     Suppressed candidates still suppress, so the result is a subset of greedy NMS's (see the module docstring).
 
     Args:
         scores (Array[N], floating): any order; NaN and inf are rejected.
-        masks (Array[N, H, W], bool or 0/1): binary masks; exactly one of ``masks`` and ``boxes``.
+        masks (mask set): dense (N, *S) 0/1 masks, N COCO RLE dicts or a ``CroppedMasks``; exactly one of
+            ``masks`` and ``boxes``. RLE and cropped masks are counted on the CPU; ``keep`` follows ``scores``.
         boxes (Array[N, 4], real): ``x1, y1, x2, y2`` boxes.
         labels (Array[N], int, optional): per-class NMS when given (IoU across labels counts as 0).
         iou_threshold (float in [0, 1]): suppress when IoU > iou_threshold (strict). 1 keeps everything.
-        metric: ``"iou"`` (the only overlap measure for now).
+        metric: ``"iou"`` or ``"ios"`` (intersection over the smaller area); 0 for empty masks either way.
         backend: ``"auto"``, ``"generic"``, ``"numba"``, ``"torch"`` or ``"cupy"``; for tests and benchmarks. A
             named backend must implement every operation used (``mask_iou_sorted`` and ``fast_nms_iou`` for
             masks, ``fast_nms_boxes`` for boxes), else ValueError.
@@ -85,7 +86,7 @@ def fast_nms(scores: Array, masks: Array | None = None, *, boxes: Array | None =
 
 
 def cluster_nms(scores: Array, masks: Array | None = None, *, boxes: Array | None = None, labels: Array | None = None,
-                iou_threshold: float = 0.5, metric: Literal["iou"] = "iou", backend: str = "auto") -> Array:
+                iou_threshold: float = 0.5, metric: Literal["iou", "ios"] = "iou", backend: str = "auto") -> Array:
     """Cluster-NMS: greedy NMS's exact result by iterating the matrix form of Fast NMS to its fixed point.
 
     Equal to ``mask_nms(masks, scores, iou_threshold, labels)`` on masks and to ``nms`` / ``batched_nms`` on

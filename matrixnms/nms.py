@@ -17,8 +17,9 @@ from typing import Any, Literal
 import array_api_compat
 
 from ._dispatch import resolve
+from ._forms import as_frames, is_sparse_form, resolve_sparse, to_host, to_sparse
 from ._typing import Array
-from ._validate import check_detections, check_nms_options
+from ._validate import check_detections, check_metric, check_nms_options
 
 
 def _compute_dtype(xp: Any, scores: Array) -> Any:
@@ -38,6 +39,7 @@ def matrix_nms(
     pre_top_k: int | None = None,
     post_top_k: int | None = None,
     mask_areas: Array | None = None,
+    metric: Literal["iou", "ios"] = "iou",
     backend: str = "auto",
 ) -> tuple[Array, Array]:
     """Matrix NMS: decay every score by its overlap with higher-scored masks (or boxes), in one step.
@@ -48,7 +50,12 @@ def matrix_nms(
 
     Args:
         scores (Array[N], floating): detection scores, any order; NaN and inf are rejected.
-        masks (Array[N, H, W], bool or 0/1): binary masks; exactly one of ``masks`` and ``boxes``.
+        masks (Array[N, *S], bool or 0/1): binary masks of any trailing shape S (``(N, P)`` points,
+            ``(N, H, W)``, ``(N, D, H, W)``; the overlap counts every element); exactly one of ``masks`` and
+            ``boxes``. Also a sequence of N COCO RLE dicts ``{"size": [H, W], "counts": ...}`` of one size
+            (compressed ``bytes`` / ``str`` or uncompressed ``list`` counts, as pycocotools and COCO results
+            files hold them) or a :class:`matrixnms.CroppedMasks`: never expanded to full frames; their
+            overlap work runs on the CPU (Numba when installed) and the results follow ``scores``.
         boxes (Array[N, 4], float): ``x1, y1, x2, y2`` boxes, area ``(x2 - x1) * (y2 - y1)``.
         labels (Array[N], int, optional): class labels; IoU between different labels counts as 0.
             None means class-agnostic.
@@ -58,7 +65,11 @@ def matrix_nms(
         post_threshold: keep results with ``decayed >= post_threshold`` (mmdetection's ``filter_thr``).
         pre_top_k: keep at most this many highest-scored candidates before the decay (``nms_pre``).
         post_top_k: return at most this many results (``max_num``).
-        mask_areas (Array[N], optional): precomputed mask areas used for the union.
+        mask_areas (Array[N], optional): precomputed mask areas used for the union (or the smaller area).
+        metric: ``"iou"`` (default) intersection over union, or ``"ios"`` intersection over the smaller of the
+            two areas (supervision's IOS: a mask nested in a larger one scores 1); 0 for empty masks and
+            zero-area boxes under either metric.
+            The decay reads this overlap where the paper reads the IoU.
         backend: ``"auto"`` (fastest installed kernel), ``"generic"`` (array-API reference path),
             ``"numba"``, ``"torch"`` or ``"cupy"``; for tests and benchmarks.
 
@@ -66,11 +77,17 @@ def matrix_nms(
         (Array[K] int64, Array[K] scores.dtype): ``keep`` indices into the input, ordered by decayed score
         (descending; ties by lower index), and their decayed scores. Same library and device as ``scores``.
     """
+    if masks is not None and is_sparse_form(masks):
+        masks = to_sparse(masks)  # COCO RLE or CroppedMasks: the overlap work runs on the CPU
     xp, n = check_detections("matrix_nms", scores, masks, boxes, labels, mask_areas)
     sigma, score_threshold, post_threshold, pre_top_k, post_top_k = check_nms_options(
         kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
-    op = "mask_decay" if masks is not None else "box_decay"
-    _, decay_fn = resolve(op, scores, backend)
+    metric = check_metric(metric)
+    sparse = masks is not None and is_sparse_form(masks)
+    if sparse:
+        decay_fn = resolve_sparse("sparse_mask_decay", backend)
+    else:
+        _, decay_fn = resolve("mask_decay" if masks is not None else "box_decay", scores, backend)
 
     device = array_api_compat.device(scores)
     dtype = _compute_dtype(xp, scores)
@@ -83,11 +100,16 @@ def matrix_nms(
     order = xp.take(candidates, ranking)
     sorted_labels = None if labels is None else xp.take(labels, order)
 
-    if masks is not None:
+    if sparse:
         areas = None if mask_areas is None else xp.take(mask_areas, order)
-        decay = decay_fn(masks, order, sorted_labels, areas, kernel, sigma, dtype)
+        decay = decay_fn(masks, to_host(order), to_host(sorted_labels), to_host(areas), kernel, sigma, metric)
+        decay = xp.asarray(decay, dtype=dtype, device=device)
+    elif masks is not None:
+        masks = as_frames(xp, masks)
+        areas = None if mask_areas is None else xp.take(mask_areas, order)
+        decay = decay_fn(masks, order, sorted_labels, areas, kernel, sigma, dtype, metric)
     else:
-        decay = decay_fn(boxes, order, sorted_labels, kernel, sigma, dtype)
+        decay = decay_fn(boxes, order, sorted_labels, kernel, sigma, dtype, metric)
     decayed = xp.astype(xp.take(scores, order), dtype) * decay
 
     if post_threshold is not None:

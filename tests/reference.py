@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 
-def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
+def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray, smaller: bool = False) -> np.ndarray:
+    """Pairwise IoU; ``smaller``: intersection over the smaller area instead (0 when either mask is empty)."""
     a, b = np.asarray(masks_a), np.asarray(masks_b)
     a = a.reshape(len(a), int(np.prod(a.shape[1:]))) != 0
     b = b.reshape(len(b), int(np.prod(b.shape[1:]))) != 0
@@ -19,21 +20,34 @@ def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
     for i in range(len(a)):
         for j in range(len(b)):
             inter = int(np.count_nonzero(a[i] & b[j]))
-            union = int(np.count_nonzero(a[i] | b[j]))
+            if smaller:
+                union = min(int(np.count_nonzero(a[i])), int(np.count_nonzero(b[j])))
+            else:
+                union = int(np.count_nonzero(a[i] | b[j]))
             out[i, j] = inter / union if union else 0.0
     return out
 
 
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+def mask_ios(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
+    return mask_iou(masks_a, masks_b, smaller=True)
+
+
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray, smaller: bool = False) -> np.ndarray:
+    """torchvision's box IoU; ``smaller``: intersection over the smaller area (0 for a zero-area box)."""
     out = np.zeros((len(boxes_a), len(boxes_b)))
     for i, (ax1, ay1, ax2, ay2) in enumerate(np.asarray(boxes_a, dtype=np.float64)):
         for j, (bx1, by1, bx2, by2) in enumerate(np.asarray(boxes_b, dtype=np.float64)):
             w = max(0.0, min(ax2, bx2) - max(ax1, bx1))
             h = max(0.0, min(ay2, by2) - max(ay1, by1))
             inter = w * h
-            union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+            area_a, area_b = (ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1)
+            union = min(area_a, area_b) if smaller else area_a + area_b - inter
             out[i, j] = min(1.0, inter / union) if union > 0 else 0.0
     return out
+
+
+def box_ios(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    return box_iou(boxes_a, boxes_b, smaller=True)
 
 
 def masks_to_boxes(masks: np.ndarray, fmt: str = "xyxy") -> np.ndarray:
@@ -74,8 +88,9 @@ def decay(ious_sorted: np.ndarray, kernel: str, sigma: float) -> list[float]:
 
 
 def matrix_nms(scores, masks=None, boxes=None, labels=None, kernel="gaussian", sigma=0.5,
-               score_threshold=None, post_threshold=None, pre_top_k=None, post_top_k=None, mask_areas=None):
-    """Returns (keep, decayed) as Python lists, float64."""
+               score_threshold=None, post_threshold=None, pre_top_k=None, post_top_k=None, mask_areas=None,
+               metric="iou"):
+    """Returns (keep, decayed) as Python lists, float64; ``metric="ios"`` reads intersection / smaller area."""
     scores = [float(s) for s in np.asarray(scores, dtype=np.float64)]
     n = len(scores)
     candidates = [i for i in range(n) if score_threshold is None or scores[i] >= score_threshold]
@@ -84,18 +99,18 @@ def matrix_nms(scores, masks=None, boxes=None, labels=None, kernel="gaussian", s
         candidates = candidates[:pre_top_k]
     if masks is not None:
         sel = np.asarray(masks)[candidates] if candidates else np.zeros((0, 1, 1), bool)
-        ious = mask_iou(sel, sel)
+        ious = (mask_iou if metric == "iou" else mask_ios)(sel, sel)
         if mask_areas is not None:
             flat = sel.reshape(len(sel), int(np.prod(sel.shape[1:]))) != 0
             areas = [float(mask_areas[i]) for i in candidates]
             for a in range(len(sel)):
                 for b in range(len(sel)):
                     inter = int(np.count_nonzero(flat[a] & flat[b]))
-                    union = areas[a] + areas[b] - inter
+                    union = areas[a] + areas[b] - inter if metric == "iou" else min(areas[a], areas[b])
                     ious[a, b] = inter / union if union > 0 else 0.0
     else:
         sel = np.asarray(boxes, dtype=np.float64)[candidates] if candidates else np.zeros((0, 4))
-        ious = box_iou(sel, sel)
+        ious = (box_iou if metric == "iou" else box_ios)(sel, sel)
     if labels is not None:
         lab = [int(labels[i]) for i in candidates]
         for a in range(len(candidates)):

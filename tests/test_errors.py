@@ -24,7 +24,8 @@ B = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0]])
         (dict(scores=np.array([1, 2]), masks=M), TypeError, "scores must be floating, got int64"),
         (dict(scores=np.array([0.5, np.nan]), masks=M), ValueError, "scores must be finite, got NaN"),
         (dict(scores=np.array([0.5, np.inf]), masks=M), ValueError, "scores must be finite, got inf"),
-        (dict(masks=np.zeros((3, 32), bool)), ValueError, r"masks must have shape \(N, H, W\), got \(3, 32\)"),
+        (dict(masks=np.zeros((3,), bool)), ValueError,
+         r"masks must have shape \(N, \*S\) with at least one trailing dimension, got \(3,\)"),
         (dict(masks=np.zeros((3, 4, 4), bool)), ValueError, "masks must have one mask per score: expected 2, got 3"),
         (dict(masks=np.full((2, 4, 4), 2, np.uint8)), ValueError, "masks must hold only 0 and 1"),
         (dict(masks=np.full((2, 4, 4), 0.5)), ValueError, "masks must hold only 0 and 1"),
@@ -85,13 +86,14 @@ def test_named_backend_that_is_not_installed_raises_import_error(monkeypatch):
 
 
 def test_mask_iou_rejects_different_sizes():
-    with pytest.raises(ValueError, match=r"masks_b must have the same H, W as masks_a \(4, 4\), got \(4, 5\)"):
+    with pytest.raises(ValueError, match=r"masks_b must have the same trailing shape as masks_a \(4, 4\), got \(4, 5\)"):
         mask_iou(M, np.zeros((1, 4, 5), bool))
 
 
 def test_mask_iou_rejects_wrong_ndim():
-    with pytest.raises(ValueError, match=r"masks_a must have shape \(N, H, W\), got \(4, 4\)"):
-        mask_iou(M[0])
+    with pytest.raises(ValueError, match=r"masks_a must have shape \(N, \*S\) with at least one trailing "
+                                         r"dimension, got \(4,\)"):
+        mask_iou(M[0, 0])
 
 
 def test_masks_to_boxes_rejects_unknown_format():
@@ -124,7 +126,7 @@ def test_register_rejects_an_unknown_operation_backend_or_signature():
         register("mask_ious", "numba")
     with pytest.raises(ValueError, match="backend must be one of .*, got 'jax'"):
         register("mask_iou", "jax")
-    with pytest.raises(ValueError, match="a 'mask_iou' kernel takes \\('masks_a', 'masks_b'\\)"):
+    with pytest.raises(ValueError, match="a 'mask_iou' kernel takes \\('masks_a', 'masks_b', 'metric'\\)"):
         register("mask_iou", "numba")(lambda masks: masks)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference_baselines as ref
@@ -76,6 +76,28 @@ def test_cluster_nms_is_greedy_and_fast_nms_a_subset(backend, kind, data):
 @given(data=st.data())
 def test_labelled_ties_and_duplicates_change_nothing(backend, kind, data):
     check_against_greedy(backend, data.draw(tied_problems(kind)))
+
+
+@pytest.mark.parametrize("kind", ["boxes", "masks"])
+@settings(max_examples=40)
+@given(data=st.data())
+def test_ios_cluster_nms_is_greedy_ios_and_fast_nms_a_subset(backend, kind, data):
+    scores, masks, boxes, labels, threshold = data.draw(tied_problems(kind))
+    s = backend.asarray(scores)
+    items = {"masks": backend.asarray(masks)} if masks is not None else {"boxes": backend.asarray(boxes)}
+    lab = None if labels is None else backend.asarray(labels)
+    if masks is not None:
+        expected = mask_nms(items["masks"], s, threshold, lab, metric="ios",
+                            backend=backend.for_op("mask_iou_sorted", "greedy_iou"))
+    else:
+        expected = batched_nms(items["boxes"], s, lab, threshold, metric="ios", backend=backend.for_op("greedy_boxes"))
+    expected = backend.to_numpy(expected).tolist()
+    ops = ("mask_iou_sorted", "cluster_nms_iou", "fast_nms_iou") if masks is not None else (
+        "cluster_nms_boxes", "fast_nms_boxes")
+    cluster = cluster_nms(s, labels=lab, iou_threshold=threshold, metric="ios", backend=backend.for_op(*ops), **items)
+    fast = fast_nms(s, labels=lab, iou_threshold=threshold, metric="ios", backend=backend.for_op(*ops), **items)
+    assert backend.to_numpy(cluster).tolist() == expected
+    assert set(backend.to_numpy(fast).tolist()) <= set(expected)
 
 
 @pytest.mark.parametrize("kind", ["boxes", "masks"])
@@ -197,7 +219,8 @@ ERRORS = [
     # (call, exception, message fragment); each for both functions
     (lambda f: f(SCORES[:, None], boxes=BOXES), ValueError, r"scores must have shape \(N,\), got \(2, 1\)"),
     (lambda f: f(SCORES, boxes=BOXES[:, :3]), ValueError, r"boxes must have shape \(N, 4\), got \(2, 3\)"),
-    (lambda f: f(SCORES, MASKS[0]), ValueError, r"masks must have shape \(N, H, W\), got \(4, 4\)"),
+    (lambda f: f(SCORES, MASKS[0, 0]), ValueError,
+     r"masks must have shape \(N, \*S\) with at least one trailing dimension, got \(4,\)"),
     (lambda f: f(SCORES, MASKS[:1]), ValueError, "masks must have one mask per score: expected 2, got 1"),
     (lambda f: f(SCORES, boxes=BOXES, labels=np.array([0, 1, 2])), ValueError, r"labels must have shape \(2,\)"),
     (lambda f: f(np.array([0.5, np.nan]), boxes=BOXES), ValueError, "scores must be finite, got NaN"),
@@ -205,7 +228,7 @@ ERRORS = [
     (lambda f: f(SCORES, boxes=BOXES, iou_threshold=-0.1), ValueError, "iou_threshold must be >= 0 and finite"),
     (lambda f: f(SCORES, MASKS, boxes=BOXES), ValueError, "needs exactly one of masks or boxes, got both"),
     (lambda f: f(SCORES), ValueError, "needs exactly one of masks or boxes, got neither"),
-    (lambda f: f(SCORES, MASKS, metric="ios"), ValueError, r"metric must be one of \('iou',\), got 'ios'"),
+    (lambda f: f(SCORES, MASKS, metric="giou"), ValueError, r"metric must be one of \('iou', 'ios'\), got 'giou'"),
     (lambda f: f(SCORES, boxes=BOXES, backend="torch"), ValueError, "backend 'torch' cannot run on numpy arrays"),
 ]
 

@@ -340,7 +340,8 @@ ERRORS = [
     (lambda: batched_nms(BOXES, SCORES, None, 0.5), TypeError, "labels must be an integer array for batched_nms"),
     (lambda: batched_nms(BOXES, SCORES, np.array([0.0, 1.0]), 0.5), TypeError, "labels must be integers, got float64"),
     (lambda: batched_nms(BOXES, SCORES, np.array([0, 1, 2]), 0.5), ValueError, r"labels must have shape \(2,\)"),
-    (lambda: mask_nms(MASKS[0], SCORES, 0.5), ValueError, r"masks must have shape \(N, H, W\), got \(4, 4\)"),
+    (lambda: mask_nms(MASKS[0, 0], SCORES, 0.5), ValueError,
+     r"masks must have shape \(N, \*S\) with at least one trailing dimension, got \(4,\)"),
     (lambda: mask_nms(MASKS[:1], SCORES, 0.5), ValueError, "masks must have one mask per score: expected 2, got 1"),
     (lambda: mask_nms(MASKS * 2, SCORES, 0.5), ValueError, "masks must hold only 0 and 1"),
     (lambda: mask_nms(MASKS.astype(np.complex64), SCORES, 0.5), TypeError, "masks must be bool, integer or floating"),
@@ -354,7 +355,7 @@ ERRORS = [
     (lambda: soft_nms(SCORES, boxes=BOXES, iou_threshold=1.2), ValueError, r"iou_threshold must be in \[0, 1\]"),
     (lambda: soft_nms(SCORES, boxes=BOXES, score_threshold=-1.0), ValueError, "score_threshold must be >= 0"),
     (lambda: soft_nms(SCORES, boxes=BOXES[:1]), ValueError, "boxes must have one box per score"),
-    (lambda: soft_nms(SCORES, MASKS[:, :, :, None]), ValueError, r"masks must have shape \(N, H, W\)"),
+    (lambda: soft_nms(SCORES, MASKS[:, 0, 0]), ValueError, r"masks must have shape \(N, \*S\) with at least one"),
     (lambda: soft_nms(SCORES, boxes=BOXES, labels=np.array([0.0, 1.0])), TypeError, "labels must be integers"),
     (lambda: soft_nms(np.array([0.5, np.inf]), boxes=BOXES), ValueError, "scores must be finite, got inf"),
 ]

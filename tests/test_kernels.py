@@ -134,11 +134,12 @@ def test_mask_iou_sorted_kernel_equals_reference(backend, masks, data):
     n = len(masks)
     order = np.asarray(data.draw(st.permutations(range(n))), dtype=np.int64)[:data.draw(st.integers(0, n))]
     labels = data.draw(strategies.labels(n))[order] if data.draw(st.booleans()) else None
+    metric = data.draw(st.sampled_from(["iou", "ios"]))
     x = backend.asarray(masks)
     _, kernel = resolve("mask_iou_sorted", x, backend.kernel)
-    ious = kernel(x, backend.asarray(order), None if labels is None else backend.asarray(labels))
+    ious = kernel(x, backend.asarray(order), None if labels is None else backend.asarray(labels), metric)
     assert backend.same_place(ious) and str(ious.dtype).endswith("float64")
-    expected = reference.mask_iou(masks[order], masks[order])
+    expected = (reference.mask_iou if metric == "iou" else reference.mask_ios)(masks[order], masks[order])
     if labels is not None:
         expected[labels[:, None] != labels[None, :]] = 0
     np.testing.assert_array_equal(backend.to_numpy(ious), expected)

@@ -79,10 +79,10 @@ def _areas(packed: Any) -> Any:
     return _popcount_sum()(packed, axis=1)
 
 
-def _iou(inter: Any, area_a: Any, area_b: Any, dtype: Any) -> Any:
+def _iou(inter: Any, area_a: Any, area_b: Any, dtype: Any, metric: str) -> Any:
     xp = array_api_compat.array_namespace(inter)
-    inter = inter.astype(dtype)
-    return _generic.ratio(xp, inter, area_a.astype(dtype)[:, None] + area_b.astype(dtype)[None, :] - inter)
+    return _generic.overlap(xp, inter.astype(dtype), area_a.astype(dtype)[:, None], area_b.astype(dtype)[None, :],
+                            metric)
 
 
 def _rows(masks: Any) -> Any:
@@ -90,17 +90,17 @@ def _rows(masks: Any) -> Any:
 
 
 @register("mask_iou", "cupy")
-def mask_iou(masks_a: Any, masks_b: Any | None) -> Any:
+def mask_iou(masks_a: Any, masks_b: Any | None, metric: str) -> Any:
     packed_a = _packed(masks_a, _rows(masks_a))
     packed_b = packed_a if masks_b is None else _packed(masks_b, _rows(masks_b))
-    return _iou(_counts(packed_a, packed_b), _areas(packed_a), _areas(packed_b), cupy.float64)
+    return _iou(_counts(packed_a, packed_b), _areas(packed_a), _areas(packed_b), cupy.float64, metric)
 
 
 @register("mask_iou_sorted", "cupy")
-def mask_iou_sorted(masks: Any, order: Any, labels: Any | None) -> Any:
+def mask_iou_sorted(masks: Any, order: Any, labels: Any | None, metric: str) -> Any:
     packed = _packed(masks, order)
     area = _areas(packed)
-    iou = _iou(_counts(packed, packed), area, area, cupy.float64)
+    iou = _iou(_counts(packed, packed), area, area, cupy.float64, metric)
     if labels is not None:
         iou = cupy.where(labels[:, None] == labels[None, :], iou, 0.0)
     return iou
@@ -108,15 +108,14 @@ def mask_iou_sorted(masks: Any, order: Any, labels: Any | None) -> Any:
 
 @register("mask_decay", "cupy")
 def mask_decay(masks: Any, order: Any, labels: Any | None, areas: Any | None, kernel: str, sigma: float,
-               dtype: Any) -> Any:
+               dtype: Any, metric: str) -> Any:
     xp = array_api_compat.array_namespace(masks)
     packed = _packed(masks, order)
     inter = _counts(packed, packed)
     area = (_areas(packed) if areas is None else areas).astype(dtype)
 
     def iou_block(s: int, e: int) -> Any:
-        block = inter[:, s:e].astype(dtype)
-        return _generic.ratio(xp, block, area[:, None] + area[None, s:e] - block)
+        return _generic.overlap(xp, inter[:, s:e].astype(dtype), area[:, None], area[None, s:e], metric)
 
     return _generic.decay_from_iou_blocks(xp, order.shape[0], iou_block, labels, kernel, sigma, dtype,
                                           array_api_compat.device(masks))

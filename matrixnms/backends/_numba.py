@@ -206,12 +206,13 @@ def _pack_worker(state, total, buf, sources, h, w, box, offset, data, area):
 
 @_leaf
 def _mask_overlaps(data_a, offset_a, box_a, area_a, a, data_b, offset_b, box_b, area_b, members, start, stop,
-                   index, value):
+                   index, value, ios):
     """The nonzero IoUs of packed mask ``a`` of set A with the masks ``members[start:stop]`` of set B.
 
     Writes the members' numbers to ``index`` and their IoUs to ``value``; returns how many. IoU is
     ``inter / (area_a[a] + area_b[b] - inter)`` clipped to 1, 0 where that union is not positive (as
-    ``_generic``; the areas may be the caller's ``mask_areas``). ``inter`` is counted exactly over the
+    ``_generic``; the areas may be the caller's ``mask_areas``); with ``ios`` the denominator is the smaller
+    area instead of the union. ``inter`` is counted exactly over the
     overlapping rows of the overlapping word columns of the two boxes. The arguments are whole arrays and
     row numbers, not row views, which would be reference-counted per pair.
     """
@@ -231,16 +232,22 @@ def _mask_overlaps(data_a, offset_a, box_a, area_a, a, data_b, offset_b, box_b, 
         pa = np.uint64(offset_a[a] + (ya - ay0) + ((xa >> 6) - (ax0 >> 6)) * rows_a)
         pb = np.uint64(offset_b[b] + (ya - box_b[b, 0]) + ((xa >> 6) - (box_b[b, 2] >> 6)) * rows_b)
         n = np.uint64(yb - ya + 1)
+        words = (xb >> 6) - (xa >> 6) + 1
         total = _U0
-        for _ in range((xb >> 6) - (xa >> 6) + 1):
-            for t in range(n):
+        if rows_a == 1 and rows_b == 1:
+            # one-row views ((N, P) masks seen as (N, 1, P)): the window's words are contiguous in both
+            for t in range(np.uint64(words)):
                 total += _popcount(data_a[pa + t] & data_b[pb + t])
-            pa += np.uint64(rows_a)
-            pb += np.uint64(rows_b)
+        else:
+            for _ in range(words):
+                for t in range(n):
+                    total += _popcount(data_a[pa + t] & data_b[pb + t])
+                pa += np.uint64(rows_a)
+                pb += np.uint64(rows_b)
         if total == _U0:
             continue
         inter = np.float64(total)
-        union = area_a[a] + area_b[b] - inter
+        union = min(area_a[a], area_b[b]) if ios else area_a[a] + area_b[b] - inter
         if union > 0.0:
             index[count] = b
             value[count] = min(inter / union, 1.0)
@@ -249,11 +256,11 @@ def _mask_overlaps(data_a, offset_a, box_a, area_a, a, data_b, offset_b, box_b, 
 
 
 @_leaf
-def _box_overlaps(boxes, j, members, start, index, value):
+def _box_overlaps(boxes, j, members, start, index, value, ios):
     """The nonzero IoUs of box ``j`` with boxes ``start..j-1`` (float64 x1, y1, x2, y2 rows of ``boxes``).
 
     Writes ``members[q]`` of each overlapping box q to ``index`` and the IoU (torchvision's formula) to
-    ``value``; returns how many.
+    ``value``; returns how many. With ``ios`` the denominator is the smaller area.
     """
     x1, y1, x2, y2 = boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3]
     area_j = (x2 - x1) * (y2 - y1)
@@ -264,7 +271,8 @@ def _box_overlaps(boxes, j, members, start, index, value):
         if width <= 0.0 or height <= 0.0:
             continue
         inter = width * height
-        union = area_j + (boxes[q, 2] - boxes[q, 0]) * (boxes[q, 3] - boxes[q, 1]) - inter
+        area_q = (boxes[q, 2] - boxes[q, 0]) * (boxes[q, 3] - boxes[q, 1])
+        union = min(area_j, area_q) if ios else area_j + area_q - inter
         if union > 0.0:
             index[count] = members[q]
             value[count] = min(inter / union, 1.0)
@@ -294,7 +302,7 @@ def _column_decay(index, value, count, cmax, gaussian, sigma):
 
 @njit(cache=True, nogil=True)
 def _overlaps_worker(state, total, first_column, use_masks, data, offset, box, area, group_boxes, group, group_start,
-                     group_pos, index, value, owner, first, count, cmax):
+                     group_pos, index, value, owner, first, count, cmax, ios):
     """Phase one of the decay: claim columns j = first_column + t and list their nonzero IoUs with higher
     candidates of the same label; ``cmax[j]`` is the largest.
 
@@ -318,10 +326,10 @@ def _overlaps_worker(state, total, first_column, use_masks, data, offset, box, a
         j = first_column + t
         if use_masks:
             c = _mask_overlaps(data, offset, box, area, j, data, offset, box, area, group, group_start[j],
-                               group_pos[j], index[slot, used:], value[slot, used:])
+                               group_pos[j], index[slot, used:], value[slot, used:], ios)
         else:
             c = _box_overlaps(group_boxes, group_pos[j], group, group_start[j], index[slot, used:],
-                              value[slot, used:])
+                              value[slot, used:], ios)
         best = 0.0
         for r in range(used, used + c):
             best = max(best, value[slot, r])
@@ -349,7 +357,7 @@ def _decay_worker(state, total, first_column, index, value, owner, first, count,
 
 @njit(cache=True, nogil=True)
 def _iou_worker(state, total, data_a, offset_a, box_a, area_a, data_b, offset_b, box_b, area_b, members, start,
-                stop, symmetric, out):
+                stop, symmetric, out, ios):
     """Claim rows i of ``out`` (float64[N, M], zeros) and fill in the IoU of packed mask i of A with the B
     masks ``members[start[i]:stop[i]]``. With ``symmetric`` (B is A, each pair listed once), the transposed
     entry and a diagonal of 1 for nonempty masks are filled in too."""
@@ -360,7 +368,7 @@ def _iou_worker(state, total, data_a, offset_a, box_a, area_a, data_b, offset_b,
         if i >= total:
             return
         c = _mask_overlaps(data_a, offset_a, box_a, area_a, i, data_b, offset_b, box_b, area_b, members,
-                           start[i], stop[i], index, value)
+                           start[i], stop[i], index, value, ios)
         for r in range(c):
             out[i, index[r]] = value[r]
             if symmetric:
@@ -468,9 +476,10 @@ def _groups(labels: Array | None, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, labels: Array | None, kernel: str,
-           sigma: float, threads: int) -> np.ndarray:
+           sigma: float, threads: int, metric: str = "iou") -> np.ndarray:
     """float64[K] decay of the sorted candidates: of ``packed`` masks (``union_area`` for the union) or,
-    with ``packed`` None, of ``sorted_boxes``."""
+    with ``packed`` None, of ``sorted_boxes``; ``metric`` "iou" or "ios" (``packed`` may be any object with
+    ``_Packed``'s ``data``, ``offset``, ``box``)."""
     k = union_area.shape[0]
     group, group_start, group_pos = _groups(labels, k)
     if packed is None:
@@ -489,15 +498,16 @@ def _decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndar
     for s in range(0, k, block):
         e = min(s + block, k)
         run_claimed(_overlaps_worker, e - s, threads, s, packed is not None, data, offset, box, union_area,
-                    group_boxes, group, group_start, group_pos, index, value, owner, first, count, cmax)
+                    group_boxes, group, group_start, group_pos, index, value, owner, first, count, cmax,
+                    metric == "ios")
         # every cmax[i] with i < e is known now
         run_claimed(_decay_worker, e - s, threads, s, index, value, owner, first, count, cmax,
                     kernel == "gaussian", float(sigma), decay)
     return decay
 
 
-def _iou(a: _Packed, b: _Packed | None, labels: Array | None, threads: int) -> np.ndarray:
-    """float64 IoU of packed sets: A against B, or A against itself (0 across ``labels``)."""
+def _iou(a: _Packed, b: _Packed | None, labels: Array | None, threads: int, metric: str = "iou") -> np.ndarray:
+    """float64 IoU (or IoS, ``metric``) of packed sets: A against B, or A against itself (0 across ``labels``)."""
     n = a.area.shape[0]
     if b is None:  # each pair once: j against the same-label masks before it
         members, start, stop = _groups(labels, n)
@@ -506,45 +516,46 @@ def _iou(a: _Packed, b: _Packed | None, labels: Array | None, threads: int) -> n
         members, start, stop = _all_rows(b.area), np.zeros(n, np.int64), np.full(n, b.area.shape[0])
     out = np.zeros((n, b.area.shape[0]))
     run_claimed(_iou_worker, n, threads, a.data, a.offset, a.box, a.area, b.data, b.offset, b.box, b.area, members,
-                start, stop, b is a, out)
+                start, stop, b is a, out, metric == "ios")
     return out
 
 
 @register("mask_decay", "numba")
 def mask_decay(masks: Array, order: Array, labels: Array | None, areas: Array | None, kernel: str, sigma: float,
-               dtype: Any) -> Array:
+               dtype: Any, metric: str) -> Array:
     m, sources = view(masks), host(order, np.int64)
     threads = _threads(_pixels(m, sources.shape[0]))
     packed = _Packed(m, sources, threads)
     union_area = packed.area if areas is None else host(areas, np.float64)
-    decay = _decay(packed, union_area, np.zeros((sources.shape[0], 4)), labels, kernel, sigma, threads)
+    decay = _decay(packed, union_area, np.zeros((sources.shape[0], 4)), labels, kernel, sigma, threads, metric)
     return wrap(decay, order, dtype)
 
 
 @register("box_decay", "numba")
-def box_decay(boxes: Array, order: Array, labels: Array | None, kernel: str, sigma: float, dtype: Any) -> Array:
+def box_decay(boxes: Array, order: Array, labels: Array | None, kernel: str, sigma: float, dtype: Any,
+              metric: str) -> Array:
     sorted_boxes = view(boxes)[host(order, np.int64)].astype(np.float64)
     k = sorted_boxes.shape[0]
     # a box pair costs about what a mask byte does
-    decay = _decay(None, np.zeros(k), sorted_boxes, labels, kernel, sigma, _threads(k * k))
+    decay = _decay(None, np.zeros(k), sorted_boxes, labels, kernel, sigma, _threads(k * k), metric)
     return wrap(decay, order, dtype)
 
 
 @register("mask_iou_sorted", "numba")
-def mask_iou_sorted(masks: Array, order: Array, labels: Array | None) -> Array:
+def mask_iou_sorted(masks: Array, order: Array, labels: Array | None, metric: str) -> Array:
     m, sources = view(masks), host(order, np.int64)
     threads = _threads(_pixels(m, sources.shape[0]))
-    iou = _iou(_Packed(m, sources, threads), None, labels, threads)
+    iou = _iou(_Packed(m, sources, threads), None, labels, threads, metric)
     return wrap(iou, order, _float(order, "float64"))
 
 
 @register("mask_iou", "numba")
-def mask_iou(masks_a: Array, masks_b: Array | None) -> Array:
+def mask_iou(masks_a: Array, masks_b: Array | None, metric: str) -> Array:
     a = view(masks_a)
     b = None if masks_b is None else view(masks_b)
     threads = _threads(_pixels(a, a.shape[0] + (0 if b is None else b.shape[0])))
     packed_b = None if b is None else _Packed(b, _all_rows(b), threads)
-    iou = _iou(_Packed(a, _all_rows(a), threads), packed_b, None, threads)
+    iou = _iou(_Packed(a, _all_rows(a), threads), packed_b, None, threads, metric)
     return wrap(iou, masks_a, _float(masks_a, "default"))
 
 

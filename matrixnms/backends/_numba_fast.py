@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from .._dispatch import register
-from ._numba_greedy import _host, _like
+from ._numba_runtime import host, wrap
 
 
 @njit(cache=True)
@@ -45,12 +45,12 @@ def _cluster_kernel(iou: np.ndarray, threshold: float) -> np.ndarray:
 
 @register("fast_nms_iou", "numba")
 def fast_nms_iou(iou: Any, iou_threshold: float) -> Any:
-    matrix = np.ascontiguousarray(_host(iou), dtype=np.float64)
+    matrix = host(iou, np.float64)
     everyone = np.ones(matrix.shape[0], np.bool_)
-    return _like(~_suppressed(matrix, everyone, float(iou_threshold)), iou)
+    return wrap(~_suppressed(matrix, everyone, float(iou_threshold)), iou)
 
 
 @register("cluster_nms_iou", "numba")
 def cluster_nms_iou(iou: Any, iou_threshold: float) -> Any:
-    matrix = np.ascontiguousarray(_host(iou), dtype=np.float64)
-    return _like(_cluster_kernel(matrix, float(iou_threshold)), iou)
+    matrix = host(iou, np.float64)
+    return wrap(_cluster_kernel(matrix, float(iou_threshold)), iou)

@@ -35,13 +35,13 @@ _GAUSSIAN, _LINEAR = 0, 1
 
 
 @njit(cache=True, inline="always")
-def _box_iou(b: np.ndarray, area: np.ndarray, i: int, j: int) -> float:
+def _box_iou(b: np.ndarray, area: np.ndarray, i: int, j: int, ios: bool) -> float:
     w = min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0])
     h = min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1])
     if w <= 0.0 or h <= 0.0:
         return 0.0
     inter = w * h
-    union = (area[i] + area[j]) - inter
+    union = min(area[i], area[j]) if ios else (area[i] + area[j]) - inter
     if union <= 0.0:
         return 0.0
     iou = inter / union
@@ -57,7 +57,8 @@ def _areas(b: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _greedy_boxes_kernel(b: np.ndarray, labels: np.ndarray, use_labels: bool, threshold: float) -> np.ndarray:
+def _greedy_boxes_kernel(b: np.ndarray, labels: np.ndarray, use_labels: bool, threshold: float,
+                         ios: bool) -> np.ndarray:
     k = b.shape[0]
     area = _areas(b)
     kept = np.zeros(k, np.bool_)
@@ -74,7 +75,7 @@ def _greedy_boxes_kernel(b: np.ndarray, labels: np.ndarray, use_labels: bool, th
             j = visit[c]
             if use_labels and labels[j] != labels[i]:
                 break
-            if not removed[j] and _box_iou(b, area, i, j) > threshold:
+            if not removed[j] and _box_iou(b, area, i, j, ios) > threshold:
                 removed[j] = True
     return kept
 
@@ -97,7 +98,7 @@ def _greedy_iou_kernel(iou: np.ndarray, threshold: float) -> np.ndarray:
 @njit(cache=True)
 def _soft_kernel(
     scores: np.ndarray, iou: np.ndarray, b: np.ndarray, labels: np.ndarray, use_matrix: bool,
-    use_labels: bool, kernel: int, sigma: float, iou_threshold: float, score_threshold: float,
+    use_labels: bool, kernel: int, sigma: float, iou_threshold: float, score_threshold: float, ios: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     k = scores.shape[0]
     current = scores.copy()
@@ -128,7 +129,7 @@ def _soft_kernel(
             elif use_labels and labels[i] != labels[j]:
                 iou_ij = 0.0
             else:
-                iou_ij = _box_iou(b, area, i, j)
+                iou_ij = _box_iou(b, area, i, j, ios)
             if kernel == _GAUSSIAN:
                 factor = np.exp(-(iou_ij * iou_ij) / sigma)
             else:
@@ -155,10 +156,10 @@ def _labels(labels: Array | None) -> tuple[np.ndarray, bool]:
 
 
 @register("greedy_boxes", "numba")
-def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float) -> Array:
+def greedy_boxes(boxes: Array, order: Array, labels: Array | None, iou_threshold: float, metric: str) -> Array:
     b = host(view(boxes)[view(order)], np.float64)
     lab, use_labels = _labels(labels)
-    return wrap(_greedy_boxes_kernel(b, lab, use_labels, float(iou_threshold)), order)
+    return wrap(_greedy_boxes_kernel(b, lab, use_labels, float(iou_threshold), metric == "ios"), order)
 
 
 @register("greedy_iou", "numba")
@@ -174,12 +175,12 @@ def _soft_options(kernel: str, sigma: float, iou_threshold: float, score_thresho
 
 @register("soft_nms_boxes", "numba")
 def soft_nms_boxes(boxes: Array, candidates: Array, scores: Array, labels: Array | None, kernel: str, sigma: float,
-                   iou_threshold: float, score_threshold: float) -> tuple[Array, Array]:
+                   iou_threshold: float, score_threshold: float, metric: str) -> tuple[Array, Array]:
     b = host(view(boxes)[view(candidates)], np.float64)
     lab, use_labels = _labels(labels)
     s = host(scores, np.float64)
     positions, values = _soft_kernel(s, _NO_IOU, b, lab, False, use_labels,
-                                     *_soft_options(kernel, sigma, iou_threshold, score_threshold))
+                                     *_soft_options(kernel, sigma, iou_threshold, score_threshold), metric == "ios")
     return wrap(positions, scores), wrap(values, scores)
 
 
@@ -189,5 +190,5 @@ def soft_nms_iou(iou: Array, scores: Array, kernel: str, sigma: float, iou_thres
     matrix = host(iou, np.float64)
     s = host(scores, np.float64)
     positions, values = _soft_kernel(s, matrix, _NO_BOXES, _NO_LABELS, True, False,
-                                     *_soft_options(kernel, sigma, iou_threshold, score_threshold))
+                                     *_soft_options(kernel, sigma, iou_threshold, score_threshold), False)
     return wrap(positions, scores), wrap(values, scores)

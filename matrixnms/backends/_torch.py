@@ -98,9 +98,9 @@ def _counts(masks_a: torch.Tensor, rows_a: torch.Tensor, masks_b: torch.Tensor |
     return inter[:n_a, :n_b], area_a[:n_a], area_b[:n_b]
 
 
-def _iou(inter: torch.Tensor, area_a: torch.Tensor, area_b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    inter = inter.to(dtype)
-    return _generic.ratio(torch_xp, inter, area_a.to(dtype)[:, None] + area_b.to(dtype)[None, :] - inter)
+def _iou(inter: torch.Tensor, area_a: torch.Tensor, area_b: torch.Tensor, dtype: torch.dtype,
+         metric: str) -> torch.Tensor:
+    return _generic.overlap(torch_xp, inter.to(dtype), area_a.to(dtype)[:, None], area_b.to(dtype)[None, :], metric)
 
 
 def _arange(masks: torch.Tensor) -> torch.Tensor:
@@ -108,16 +108,17 @@ def _arange(masks: torch.Tensor) -> torch.Tensor:
 
 
 @register("mask_iou", "torch")
-def mask_iou(masks_a: torch.Tensor, masks_b: torch.Tensor | None) -> torch.Tensor:
+def mask_iou(masks_a: torch.Tensor, masks_b: torch.Tensor | None, metric: str) -> torch.Tensor:
     rows_b = None if masks_b is None else _arange(masks_b)
     inter, area_a, area_b = _counts(masks_a, _arange(masks_a), masks_b, rows_b)
-    return _iou(inter, area_a, area_b, torch.float64).to(torch.get_default_dtype())
+    return _iou(inter, area_a, area_b, torch.float64, metric).to(torch.get_default_dtype())
 
 
 @register("mask_iou_sorted", "torch")
-def mask_iou_sorted(masks: torch.Tensor, order: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+def mask_iou_sorted(masks: torch.Tensor, order: torch.Tensor, labels: torch.Tensor | None,
+                    metric: str) -> torch.Tensor:
     inter, area, _ = _counts(masks, order, None, None)
-    iou = _iou(inter, area, area, torch.float64)
+    iou = _iou(inter, area, area, torch.float64, metric)
     if labels is not None:
         iou = torch.where(labels[:, None] == labels[None, :], iou, torch.zeros_like(iou))
     return iou
@@ -125,7 +126,7 @@ def mask_iou_sorted(masks: torch.Tensor, order: torch.Tensor, labels: torch.Tens
 
 @register("mask_decay", "torch")
 def mask_decay(masks: torch.Tensor, order: torch.Tensor, labels: torch.Tensor | None, areas: torch.Tensor | None,
-               kernel: str, sigma: float, dtype: torch.dtype) -> torch.Tensor:
+               kernel: str, sigma: float, dtype: torch.dtype, metric: str) -> torch.Tensor:
     k = order.shape[0]
     if k == 0:
         return torch.zeros(0, dtype=dtype, device=masks.device)
@@ -133,7 +134,6 @@ def mask_decay(masks: torch.Tensor, order: torch.Tensor, labels: torch.Tensor | 
     area = (counted if areas is None else areas).to(dtype)
 
     def iou_block(s: int, e: int) -> torch.Tensor:
-        block = inter[:, s:e].to(dtype)
-        return _generic.ratio(torch_xp, block, area[:, None] + area[None, s:e] - block)
+        return _generic.overlap(torch_xp, inter[:, s:e].to(dtype), area[:, None], area[None, s:e], metric)
 
     return _generic.decay_from_iou_blocks(torch_xp, k, iou_block, labels, kernel, sigma, dtype, masks.device)
