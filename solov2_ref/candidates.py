@@ -48,9 +48,12 @@ def ground_truth_json(scenes: Sequence[Scene]) -> dict[str, Any]:
 
 
 def write_candidates(model: Any, scenes: Sequence[Scene], out: str | Path, gt_out: str | Path | None = None,
-                     cfg: PostprocessConfig = PostprocessConfig(), batch_size: int = 16, progress: bool = False) -> Path:
+                     cfg: PostprocessConfig = PostprocessConfig(), batch_size: int = 16, progress: bool = False,
+                     cands: Sequence[Candidates] | None = None) -> Path:
     """Run the network and steps 1-3 on ``scenes`` and write their candidates to ``out`` (and the ground truth
-    to ``gt_out``, default ``<out stem>_gt.json``); image ``i`` gets id ``i + 1``. Returns the GT path."""
+    to ``gt_out``, default ``<out stem>_gt.json``); image ``i`` gets id ``i + 1``. Returns the GT path.
+
+    ``cands``: the scenes' candidates already computed (``evaluate.run_candidates``); the model is not run."""
     from tqdm import tqdm
 
     out = Path(out)
@@ -59,8 +62,9 @@ def write_candidates(model: Any, scenes: Sequence[Scene], out: str | Path, gt_ou
                                               disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, len(scenes), batch_size):
             chunk = scenes[start:start + batch_size]
-            cands, _ = run_candidates(model, chunk, batch_size=batch_size, cfg=cfg)
-            for offset, (scene, cand) in enumerate(zip(chunk, cands)):
+            chunk_cands = (run_candidates(model, chunk, batch_size=batch_size, cfg=cfg)[0] if cands is None
+                           else cands[start:start + batch_size])
+            for offset, (scene, cand) in enumerate(zip(chunk, chunk_cands)):
                 size = tuple(scene.image.shape[:2])
                 final = result_masks(cand, size, cfg)
                 boxes = masks_to_boxes(final, format="xywh").numpy() if len(cand) else np.zeros((0, 4), np.float32)

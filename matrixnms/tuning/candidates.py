@@ -153,6 +153,9 @@ def _checked(row: dict[str, Any]) -> ImageCandidates:
     where = f"image_id {image_id}"
     if image_id is None or row["height"] is None or row["width"] is None:
         raise CandidateError(f"{where}: image_id, height and width must not be null")
+    nulls = [c for c in ("scores", "labels", "masks") if row.get(c) is None]
+    if nulls:
+        raise CandidateError(f"{where}: {', '.join(nulls)} must not be null (an empty list for no candidates)")
     height, width = int(row["height"]), int(row["width"])
     mask_size = (int(row.get("mask_height") or height), int(row.get("mask_width") or width))
     scores = np.asarray(row["scores"] or [], np.float32)
