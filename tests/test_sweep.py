@@ -206,3 +206,21 @@ def test_grid_expands_each_method_group():
                      ("greedy", {"iou": [0.3, 0.7]})])
     assert len(variants) == 2 * 2 + 2 + 2  # linear: one per threshold
     assert {v.method for v in variants} == {"matrix", "greedy"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+@requires("numba")
+def test_numba_helper_pool_survives_fork():
+    """A process forked after the helper pool started gets a fresh pool (multiprocessing / Ray-style workers)."""
+    from matrixnms.backends import _numba_runtime as runtime
+
+    assert runtime._helpers(int, [("1",)])[0].result(timeout=10) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the pool works
+        try:
+            ok = runtime._helpers(int, [("2",)])[0].result(timeout=10) == 2
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
