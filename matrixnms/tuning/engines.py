@@ -106,7 +106,9 @@ def _ray_rows(path: str | Path, variants: Sequence[Variant], boxes: bool, batch_
     context.enable_progress_bars = False  # the sweep's own bar counts images x variants
     context.print_on_execution_start = False
     # one file is one read block: split it (streaming) so that every actor gets work
-    dataset = ray.data.read_parquet(str(Path(path).resolve())).repartition(target_num_rows_per_block=batch_size)
+    # reading takes no CPU of its own: the actors hold every CPU, and a read task waiting for one would stall
+    dataset = ray.data.read_parquet(str(Path(path).resolve()), num_cpus=0).repartition(
+        target_num_rows_per_block=batch_size)
     rows = dataset.map_batches(_NMSWorker, fn_constructor_kwargs={"variants": list(variants),
                                                                   "threads": cpus_per_worker, "boxes": boxes},
                                batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(
