@@ -5,6 +5,8 @@
     matrixnms bench --families masks --sizes 500   # one family, one size
     matrixnms export nms.onnx -n 500 --mask-size 200 336 --labels --verify   # static-shape graph to ONNX
     matrixnms demo --help                          # the SOLOv2 reference demo (solov2_ref.demo)
+    matrixnms sweep val.parquet --gt val_gt.json --method matrix --sigma 0.25 0.5 1 --out sweep/
+    matrixnms rescore val.parquet --out results.json --method matrix --kernel linear   # COCO results
 
 ``python -m matrixnms`` and ``python -m matrixnms.export`` (= ``matrixnms export``) run the same parsers.
 Exit status: 0 on success; 2 for bad arguments or a missing optional package (the message names the package
@@ -68,7 +70,7 @@ def _families(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matrixnms",
                                      description="Matrix NMS (SOLOv2): benchmarks, ONNX export and demo.")
-    commands = parser.add_subparsers(dest="command", metavar="{bench,export,demo}")
+    commands = parser.add_subparsers(dest="command", metavar="{bench,export,demo,sweep,rescore}")
     bench = commands.add_parser(
         "bench", help="time matrix_nms against the paper's code and traditional NMS",
         description=("Time every available path of matrix_nms against the paper's Figure 1 transcribed in NumPy "
@@ -88,7 +90,157 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_parser(commands)
     commands.add_parser("demo", help="run the SOLOv2 reference demo (arguments go to the demo; try --help)",
                         add_help=False)
+    _add_tuning_parsers(commands)
     return parser
+
+
+# --- sweep and rescore: NMS variants over a candidate file (matrixnms.tuning) -----------------------------
+
+# the options each --method takes (each a list of values in a sweep); see matrixnms.tuning.variants
+_METHOD_OPTIONS = {"matrix": ("kernel", "sigma", "post_threshold"), "greedy": ("iou", "post_threshold"),
+                   "soft": ("sigma", "post_threshold"), "none": ("post_threshold",)}
+
+
+class _MethodAction(argparse.Action):
+    """``--method NAME`` opens a group; the grid options after it belong to that group until the next one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        groups = list(getattr(namespace, "methods", None) or [])
+        groups.append((values, {}))
+        namespace.methods = groups
+
+
+class _GridAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        groups = getattr(namespace, "methods", None)
+        if not groups:
+            parser.error(f"{option_string} must follow a --method (e.g. --method matrix {option_string} ...)")
+        method, options = groups[-1]
+        if self.dest not in _METHOD_OPTIONS[method]:
+            takes = ", ".join("--" + o.replace("_", "-") for o in _METHOD_OPTIONS[method])
+            parser.error(f"--method {method} takes {takes}, not {option_string}")
+        if self.dest in options:
+            parser.error(f"{option_string} given twice for one --method {method}")
+        options[self.dest] = list(values)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _add_variant_options(sub: argparse.ArgumentParser, many: bool) -> None:
+    nargs = "+" if many else 1
+    group = sub.add_argument_group(
+        "NMS variants", "--method opens a group; the options after it, up to the next --method, belong to it"
+        + (" and take lists: the grid is every combination within each group, all groups together."
+           if many else ". One value each.")
+        + " Default: --method matrix --kernel gaussian --sigma 0.5 --post-threshold 0.05 (SOLOv2's).")
+    group.add_argument("--method", action=_MethodAction, choices=tuple(_METHOD_OPTIONS), default=None,
+                       dest="methods", help="matrix, greedy (mask_nms), soft or none")
+    group.add_argument("--kernel", action=_GridAction, nargs=nargs, choices=("gaussian", "linear"),
+                       help="matrix: the decay kernel(s)")
+    group.add_argument("--sigma", action=_GridAction, nargs=nargs, type=_fraction,
+                       help="matrix gaussian / soft: the paper's sigma (SOLO's sigma 2.0 is 0.5 here)")
+    group.add_argument("--iou", action=_GridAction, nargs=nargs, type=_fraction,
+                       help="greedy: suppress when IoU > this")
+    group.add_argument("--post-threshold", action=_GridAction, nargs=nargs, type=_fraction,
+                       help="keep results whose final score is >= this (default 0.05)")
+    group.add_argument("--pre-top-k", type=_positive, default=500, help="candidates per image the NMS sees (500)")
+    group.add_argument("--post-top-k", type=_positive, default=100, help="results kept per image (100)")
+    run = sub.add_argument_group("engine")
+    run.add_argument("--engine", choices=("ray", "local"), default=None,
+                     help="ray (default when ray is installed): Ray Data; local: one process, same numbers")
+    run.add_argument("--num-cpus", type=_positive, default=None, help="CPUs of the local Ray cluster (default: all)")
+    run.add_argument("--address", default=None, help="join this Ray cluster (e.g. auto, ray://head:10001)")
+    run.add_argument("--cpus-per-worker", type=_positive, default=1,
+                     help="CPUs (Numba / Torch threads) of each Ray NMS actor (1)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_tuning_parsers(commands: argparse._SubParsersAction) -> None:
+    sweep = commands.add_parser(
+        "sweep", help="score a grid of NMS variants with COCO mask AP on a candidate file",
+        description="Run every NMS variant of a grid over every image of a candidate file (Parquet, "
+                    "matrixnms.tuning.candidates) and score each with COCO mask AP; print a table sorted by AP and "
+                    "write results.md, sweep.json and sweep.png to --out.",
+        epilog="example: matrixnms sweep val.parquet --gt val_gt.json --method matrix --kernel gaussian linear "
+               "--sigma 0.1 0.25 0.5 1 2 --post-threshold 0.05 0.1 --method greedy --iou 0.3 0.5 0.7 --out sweep/")
+    sweep.add_argument("candidates", type=Path, help="the candidate file (.parquet)")
+    sweep.add_argument("--gt", type=Path, required=True, help="COCO ground-truth JSON of the same images")
+    sweep.add_argument("--out", type=Path, required=True, help="directory for results.md, sweep.json, sweep.png")
+    sweep.add_argument("--evaluator", choices=("pycocotools", "faster-coco-eval"), default="pycocotools",
+                       help="COCOeval implementation (default pycocotools)")
+    sweep.add_argument("--compare-engines", action="store_true",
+                       help="run the local and the ray engines in one run: times, ratio, identical tables")
+    _add_variant_options(sweep, many=True)
+    rescore = commands.add_parser(
+        "rescore", help="apply one NMS variant to a candidate file and stream COCO results (JSON)",
+        description="Apply one NMS variant to every image of a candidate file and write COCO results (RLE "
+                    "segmentations, xywh boxes, scores) incrementally, in bounded memory.")
+    rescore.add_argument("candidates", type=Path, help="the candidate file (.parquet)")
+    rescore.add_argument("--out", type=Path, required=True, help="the COCO results JSON to write")
+    _add_variant_options(rescore, many=False)
+
+
+def _variants(args: argparse.Namespace) -> list:
+    from .tuning.variants import grid
+
+    return grid(args.methods or [("matrix", {})], pre_top_k=args.pre_top_k, post_top_k=args.post_top_k)
+
+
+def _tuning(args: argparse.Namespace) -> int:
+    try:
+        from .tuning import engines, sweep
+        from .tuning.candidates import CandidateError
+    except ImportError as error:
+        return _missing_ray(args.command, error)
+    if args.command == "rescore" and args.methods and len(args.methods) > 1:
+        print("matrixnms rescore: give one --method (one variant)", file=sys.stderr)
+        return 2
+    engine = args.engine or engines.default_engine()
+    run = dict(engine=engine, num_cpus=args.num_cpus, address=args.address, cpus_per_worker=args.cpus_per_worker,
+               progress=not args.no_progress)
+    try:
+        variants = _variants(args)
+        if not args.candidates.exists():
+            raise FileNotFoundError(f"no candidate file {args.candidates}")
+        if args.command == "rescore":
+            written = sweep.rescore(args.candidates, variants[0], args.out, **run)
+            print(f"{variants[0].name}: wrote {written} detections to {args.out}")
+            return 0
+        if args.compare_engines:
+            run.pop("engine")
+            compared = sweep.compare_engines(args.candidates, args.gt, variants, evaluator=args.evaluator, **run)
+            rows = compared["ray"]
+            print(f"local engine {compared['local_seconds']:.1f} s, ray engine {compared['ray_seconds']:.1f} s "
+                  f"(+ {compared['ray_startup_seconds']:.1f} s Ray start-up): ratio {compared['ratio']:.2f}; "
+                  f"AP tables {'identical' if compared['identical'] else 'DIFFERENT'}")
+        else:
+            rows = sweep.sweep(args.candidates, args.gt, variants, evaluator=args.evaluator, **run)
+    except ImportError as error:
+        return _missing_ray(args.command, error)
+    except (CandidateError, ValueError, FileNotFoundError) as error:
+        print(f"matrixnms {args.command}: {error}", file=sys.stderr)
+        return 2
+    paths = sweep.write_outputs(rows, args.out, args.candidates)
+    print(sweep.format_table(rows))
+    print(f"\nbest: {rows[0]['name']} (AP {100 * rows[0]['AP']:.2f}); wrote " + ", ".join(map(str, paths.values())))
+    if args.compare_engines and not compared["identical"]:
+        return 1
+    return 0
+
+
+def _missing_ray(command: str, error: ImportError) -> int:
+    package = error.name.partition(".")[0] if error.name else None
+    print(f"matrixnms {command} needs the package {package!r}: pip install \"matrixnms[ray]\" "
+          "(or --engine local without ray)", file=sys.stderr)
+    return 2
 
 
 def _add_export_parser(commands: argparse._SubParsersAction) -> None:
@@ -216,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args)
     if args.command == "export":
         return _export(args)
+    if args.command in ("sweep", "rescore"):
+        return _tuning(args)
     parser.print_help()
     return 2
 

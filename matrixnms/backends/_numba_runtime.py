@@ -26,6 +26,7 @@ Two ways to share work:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent import futures
@@ -79,6 +80,16 @@ def thread_count(work: float, serial_below: float) -> int:
 
 _POOL: futures.Executor | None = None
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # a forked child inherits the pool object but none of its threads: work submitted to it would never run
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _helpers(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[futures.Future]:
