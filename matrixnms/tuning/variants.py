@@ -119,8 +119,10 @@ def grid(methods: Iterable[tuple[str, dict[str, Sequence[Any]]]], *, pre_top_k: 
 def _masks_for_nms(rles: Sequence[bytes], h: int, w: int) -> np.ndarray:
     """The (N, h, w) bool masks the NMS receives, decoded from RLE counts.
 
-    The one place the candidates are decoded: replaced by passing the RLEs directly (a sequence of
-    ``{"size": [h, w], "counts": ...}`` dicts) once ``matrix_nms`` / ``mask_nms`` accept COCO RLE masks.
+    The one place the candidates are decoded. ``matrix_nms`` / ``mask_nms`` also take the RLE dicts directly
+    (with identical results, ``tests/test_forms.py``); the candidates here are small (the NMS's resolution,
+    e.g. 32 x 32) and are reused by every variant, so one decode per image is cheaper than counting on the runs
+    once per variant.
     """
     from pycocotools import mask as mask_utils
 
@@ -191,7 +193,9 @@ def nms_rows(images: Sequence[ImageCandidates], variants: Sequence[Variant], *, 
                 if image.boxes is not None:
                     box = image.boxes[keep].tolist()
                 else:
-                    box = masks_to_boxes(_masks_for_nms(counts, image.height, image.width), format="xywh").tolist()
+                    # the result masks are full-frame: boxes from the runs, never a decoded frame
+                    rles = [{"size": [image.height, image.width], "counts": c} for c in counts]
+                    box = masks_to_boxes(rles, format="xywh").tolist()
             for key, value in (("variant", index), ("image_id", image.image_id), ("height", image.height),
                                ("width", image.width), ("nms_seconds", seconds),
                                ("category_id", image.labels[keep].tolist()), ("score", kept.tolist()),
