@@ -220,6 +220,12 @@ def decay_from_iou_blocks(
 @register("mask_decay", "generic")
 def mask_decay(masks: Any, order: Any, labels: Any | None, areas: Any | None, kernel: str, sigma: float,
                dtype: Any, metric: str) -> Any:
+    """The ``mask_decay`` op (contract: ``matrixnms._dispatch.OPS``).
+
+    Pinned to the float64 loop reference by ``tests/test_matrix_nms.py::test_masks_agree_with_reference`` (every
+    place) and, over many pixel chunks and column blocks,
+    ``tests/test_kernels.py::test_many_blocks_chunks_and_threads_agree_with_reference``.
+    """
     xp = array_api_compat.array_namespace(masks)
     dev = array_api_compat.device(masks)
     inter, computed, _ = _intersections(xp, flat(xp, masks), None, rows_a=order)
@@ -235,6 +241,11 @@ def mask_decay(masks: Any, order: Any, labels: Any | None, areas: Any | None, ke
 @register("box_decay", "generic")
 def box_decay(boxes: Any, order: Any, labels: Any | None, kernel: str, sigma: float, dtype: Any,
               metric: str) -> Any:
+    """The ``box_decay`` op (contract: ``matrixnms._dispatch.OPS``).
+
+    Pinned to the float64 loop reference by ``tests/test_matrix_nms.py::test_boxes_agree_with_reference`` and
+    ``tests/test_kernels.py::test_box_decay_over_several_blocks_agrees_with_reference``.
+    """
     xp = array_api_compat.array_namespace(boxes)
     dev = array_api_compat.device(boxes)
     b = xp.astype(xp.take(boxes, order, axis=0), dtype)

@@ -67,6 +67,11 @@ def sparse_mask_iou_sorted(masks: SparseMasks, order: np.ndarray, labels: np.nda
 @register("sparse_mask_decay", "generic")
 def sparse_mask_decay(masks: SparseMasks, order: np.ndarray, labels: np.ndarray | None, areas: np.ndarray | None,
                       kernel: str, sigma: float, metric: str) -> np.ndarray:
+    """The ``sparse_mask_decay`` op (contract: ``matrixnms._dispatch.OPS``).
+
+    Pinned to the dense path (and so to the loop reference) by
+    ``tests/test_forms.py::test_every_function_on_rle_and_crops_equals_the_dense_results``.
+    """
     s = masks.take(order)
     area = s.area if areas is None else np.asarray(areas, np.float64)
     iou = overlap(np_xp, intersections(s, s, labels), area[:, None], area[None, :], metric)

@@ -109,6 +109,12 @@ def mask_iou_sorted(masks: Any, order: Any, labels: Any | None, metric: str) -> 
 @register("mask_decay", "cupy")
 def mask_decay(masks: Any, order: Any, labels: Any | None, areas: Any | None, kernel: str, sigma: float,
                dtype: Any, metric: str) -> Any:
+    """The ``mask_decay`` op (contract: ``matrixnms._dispatch.OPS``).
+
+    Pinned to the float64 loop reference by
+    ``tests/test_cuda_emulation.py::test_cupy_path_on_the_stand_in_equals_reference`` (CPU emulation) and
+    ``tests/test_matrix_nms.py::test_masks_agree_with_reference`` (cupy-cupy, on a GPU).
+    """
     xp = array_api_compat.array_namespace(masks)
     packed = _packed(masks, order)
     inter = _counts(packed, packed)

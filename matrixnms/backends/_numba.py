@@ -523,6 +523,12 @@ def _iou(a: _Packed, b: _Packed | None, labels: Array | None, threads: int, metr
 @register("mask_decay", "numba")
 def mask_decay(masks: Array, order: Array, labels: Array | None, areas: Array | None, kernel: str, sigma: float,
                dtype: Any, metric: str) -> Array:
+    """The ``mask_decay`` op (contract: ``matrixnms._dispatch.OPS``).
+
+    Pinned to the float64 loop reference by ``tests/test_matrix_nms.py::test_masks_agree_with_reference``
+    (numpy-numba, torch-numba) and
+    ``tests/test_kernels.py::test_many_blocks_chunks_and_threads_agree_with_reference`` (blocks, threads).
+    """
     m, sources = view(masks), host(order, np.int64)
     threads = _threads(_pixels(m, sources.shape[0]))
     packed = _Packed(m, sources, threads)
@@ -534,6 +540,11 @@ def mask_decay(masks: Array, order: Array, labels: Array | None, areas: Array | 
 @register("box_decay", "numba")
 def box_decay(boxes: Array, order: Array, labels: Array | None, kernel: str, sigma: float, dtype: Any,
               metric: str) -> Array:
+    """The ``box_decay`` op (contract: ``matrixnms._dispatch.OPS``).
+
+    Pinned to the float64 loop reference by ``tests/test_matrix_nms.py::test_boxes_agree_with_reference`` and
+    ``tests/test_kernels.py::test_box_decay_over_several_blocks_agrees_with_reference``.
+    """
     sorted_boxes = view(boxes)[host(order, np.int64)].astype(np.float64)
     k = sorted_boxes.shape[0]
     # a box pair costs about what a mask byte does

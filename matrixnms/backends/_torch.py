@@ -127,6 +127,11 @@ def mask_iou_sorted(masks: torch.Tensor, order: torch.Tensor, labels: torch.Tens
 @register("mask_decay", "torch")
 def mask_decay(masks: torch.Tensor, order: torch.Tensor, labels: torch.Tensor | None, areas: torch.Tensor | None,
                kernel: str, sigma: float, dtype: torch.dtype, metric: str) -> torch.Tensor:
+    """The ``mask_decay`` op (contract: ``matrixnms._dispatch.OPS``).
+
+    Pinned to the float64 loop reference by ``tests/test_matrix_nms.py::test_masks_agree_with_reference``
+    (torch-torch; torch-cuda-torch on a GPU).
+    """
     k = order.shape[0]
     if k == 0:
         return torch.zeros(0, dtype=dtype, device=masks.device)
