@@ -1,0 +1,101 @@
+"""Numba batched decay: the candidates of every image packed and decayed in one parallel pass.
+
+The per-image kernels of ``_numba`` already restrict pairs to candidates of one label group (``_groups``); a
+batch is one list of the real candidates of every image, image after image, each in score order, grouped by
+(image, label). Then a pair of candidates in different images never counts, "higher-scored" is "earlier in
+the same image", and one call of the bit-packing pass and of the two decay phases gives every image exactly
+the decay ``matrix_nms`` gives it alone, bit for bit.
+
+Why one pass rather than images spread over threads: every thread claims the next mask (then the next
+column) of the whole batch from ``run_claimed``'s counter, so the work balances itself across images of
+uneven sizes, a late helper finds nothing left instead of holding up the call, and the Python overhead of a
+call (allocations, two thread hand-offs per phase) is paid once per batch, not once per image.
+
+The column lists of one block hold at most (columns) x (largest group - 1) entries per thread, so a block
+covers many more columns than the single-image kernel assumes (it sizes for K - 1 entries per column):
+usually the whole batch is one block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._dispatch import register
+from .._typing import Array
+from ._numba import BLOCK_BYTES, _decay_worker, _groups, _overlaps_worker, _Packed, _pixels, _threads
+from ._numba_runtime import host, run_claimed, view, wrap
+
+
+def _batch_members(order: Array, in_play: Array, labels: Array | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sources into the (B * N) flattened items, group key per source, in-play mask) of the real candidates,
+    image by image, each image's in score order; the key is unique per (image, label)."""
+    play = host(in_play, np.bool_)
+    rows = host(order, np.int64)
+    b = rows.shape[0]
+    n_first = np.arange(b, dtype=np.int64)[:, None]
+    image = np.broadcast_to(n_first, rows.shape)[play]
+    if labels is None:
+        return rows, image, play
+    # dense label ranks keep (image, label) keys small
+    rank = np.unique(host(labels, np.int64)[play], return_inverse=True)[1].reshape(-1)
+    return rows, image * (int(rank.max(initial=0)) + 1) + rank, play
+
+
+def _grouped_decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, key: np.ndarray,
+                   kernel: str, sigma: float, threads: int) -> np.ndarray:
+    """float64 decay of the listed candidates, pairs only within a group of ``key``, in column blocks sized
+    by the largest group (see the module docstring)."""
+    k = key.shape[0]
+    group, group_start, group_pos = _groups(key, k)
+    widest = int(np.max(group_pos - group_start, initial=0)) + 1
+    columns = int(min(max(k, 1), max(64, BLOCK_BYTES // (16 * widest))))
+    lists = (np.empty((threads, columns * widest), np.int64), np.empty((threads, columns * widest)))
+    where = (np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64))  # owner, first, count
+    if packed is None:
+        pixels = (np.zeros(0, np.uint64), np.zeros(k, np.int64), np.zeros((k, 4), np.int64))
+    else:
+        pixels = (packed.data, packed.offset, packed.box)
+    in_group_order = np.ascontiguousarray(sorted_boxes[group])
+    cmax, decay = np.zeros(k), np.ones(k)
+    for start in range(0, k, columns):
+        span = min(columns, k - start)
+        run_claimed(_overlaps_worker, span, threads, start, packed is not None, *pixels, union_area, in_group_order,
+                    group, group_start, group_pos, *lists, *where, cmax)
+        run_claimed(_decay_worker, span, threads, start, *lists, *where, cmax, kernel == "gaussian", float(sigma),
+                    decay)
+    return decay
+
+
+def _scatter(decay: np.ndarray, play: np.ndarray, like: Array, dtype: Any) -> Array:
+    out = np.ones(play.shape)
+    out[play] = decay
+    return wrap(out, like, dtype)
+
+
+@register("batched_mask_decay", "numba")
+def batched_mask_decay(masks: Array, order: Array, in_play: Array, labels: Array | None, kernel: str, sigma: float,
+                       dtype: Any) -> Array:
+    m = view(masks)
+    b, n, h, w = m.shape
+    rows, key, play = _batch_members(order, in_play, labels)
+    sources = (rows + n * np.arange(b, dtype=np.int64)[:, None])[play]
+    flat = m.reshape(b * n, h, w)
+    threads = _threads(_pixels(flat, sources.shape[0]))
+    packed = _Packed(flat, sources, threads)
+    decay = _grouped_decay(packed, packed.area, np.zeros((sources.shape[0], 4)), key, kernel, sigma, threads)
+    return _scatter(decay, play, order, dtype)
+
+
+@register("batched_box_decay", "numba")
+def batched_box_decay(boxes: Array, order: Array, in_play: Array, labels: Array | None, kernel: str, sigma: float,
+                      dtype: Any) -> Array:
+    x = view(boxes)
+    b, n = x.shape[:2]
+    rows, key, play = _batch_members(order, in_play, labels)
+    sorted_boxes = x.reshape(b * n, 4)[(rows + n * np.arange(b, dtype=np.int64)[:, None])[play]].astype(np.float64)
+    k = sorted_boxes.shape[0]
+    # a box pair costs about what a mask byte does; pairs only within groups, but count them all (cheap bound)
+    decay = _grouped_decay(None, np.zeros(k), sorted_boxes, key, kernel, sigma, _threads(k * k // max(1, b)))
+    return _scatter(decay, play, order, dtype)
