@@ -89,14 +89,17 @@ def batched_matrix_nms(
     decay = decay_fn(items, order, in_play, sorted_labels, kernel, sigma, dtype)
     decayed = xp.astype(_along(xp, scores, order), dtype) * decay
     survives = in_play & (decayed >= (-math.inf if post_threshold is None else post_threshold))
-    return _ranked(xp, order, decayed, survives, n if post_top_k is None else post_top_k, scores.dtype)
+    return _ranked(xp, order, decayed, survives, n, n if post_top_k is None else post_top_k, scores.dtype)
 
 
-def _ranked(xp: Any, order: Array, decayed: Array, survives: Array, width: int, dtype: Any) -> tuple[Array, Array, Array]:
-    """The (B, width) padded results: survivors by decayed score descending, ties by lower input index."""
+def _ranked(xp: Any, order: Array, decayed: Array, survives: Array, n: int, width: int,
+            dtype: Any) -> tuple[Array, Array, Array]:
+    """The (B, width) padded results: survivors by decayed score descending, ties by lower input index
+    (``order``: indices < n)."""
     b, k = order.shape
     device = array_api_compat.device(order)
-    by_index = xp.argsort(order, axis=1, stable=True)
+    # indices below 2**15 as int16: NumPy sorts 16-bit keys stably by radix, in linear time
+    by_index = xp.argsort(xp.astype(order, xp.int16) if n < 2**15 else order, axis=1, stable=True)
     order, decayed, survives = (_along(xp, x, by_index) for x in (order, decayed, survives))
     ranking = _sort_first(xp, survives, decayed)[:, :min(width, k)]
     num_kept = xp.clip(xp.sum(xp.astype(survives, xp.int64), axis=1), max=width)

@@ -36,11 +36,15 @@ def _batch_members(order: Array, in_play: Array, labels: Array | None) -> tuple[
     b = rows.shape[0]
     n_first = np.arange(b, dtype=np.int64)[:, None]
     image = np.broadcast_to(n_first, rows.shape)[play]
-    if labels is None:
-        return rows, image, play
-    # dense label ranks keep (image, label) keys small
-    rank = np.unique(host(labels, np.int64)[play], return_inverse=True)[1].reshape(-1)
-    return rows, image * (int(rank.max(initial=0)) + 1) + rank, play
+    if labels is not None:
+        chosen = host(labels, np.int64)[play]
+        low, high = (int(chosen.min()), int(chosen.max())) if chosen.size else (0, 0)
+        if (high - low + 1) * b < 2**62:
+            image = image * (high - low + 1) + (chosen - low)
+        else:  # labels spread too wide for one int64 key: dense ranks (a sort) keep it small
+            image = image * chosen.size + np.unique(chosen, return_inverse=True)[1].reshape(-1)
+    # keys of 16 bits sort stably by radix in NumPy (what _groups does), in linear time
+    return rows, image.astype(np.int16) if image.size and image.max() < 2**15 else image, play
 
 
 def _grouped_decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, key: np.ndarray,
