@@ -534,3 +534,19 @@ def check_batched_detections(scores: Array, masks: Array | None, boxes: Array | 
 
 
 __all__ += ["capturing", "check_batch_shape", "check_batched_box_values", "check_batched_detections"]
+
+
+def check_batched_static_form(scores: Any, masks: Any, boxes: Any, labels: Any, valid: Any) -> None:
+    """The batch-level static checks of BatchedMatrixNMS (torch tensors, shapes and dtypes of one batch); the
+    per-image checks, values included, are MatrixNMS's. None under torch.jit.trace (shapes are traced)."""
+    import torch
+
+    if torch.jit.is_tracing():
+        return
+    for name, x in (("scores", scores), ("masks", masks), ("boxes", boxes), ("labels", labels), ("valid", valid)):
+        if x is not None and not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    check_batched_detections(scores, masks, boxes, valid, labels, values=False)
+
+
+__all__ += ["check_batched_static_form"]
