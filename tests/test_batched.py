@@ -376,3 +376,35 @@ def test_places_cover_the_numba_batched_kernels():
         pytest.skip("numba not installed")
     numba_place = make_backend("numpy-numba")
     assert numba_place.for_op(*ITEMS.values()) == "numba"
+
+
+# ------------------------------------------------------------------------------------ solov2_ref batches
+
+
+@requires("torch")
+@pytest.mark.usefixtures("two_torch_threads")
+def test_solov2_batched_post_processing_gives_the_per_image_detections():
+    import torch
+    from solov2_ref import postprocess
+    from solov2_ref.data import SyntheticScenes
+    from solov2_ref.evaluate import EVAL_SEED, evaluate_split, run_candidates
+    from solov2_ref.model import images_to_tensor
+    from solov2_ref.train import load_model
+
+    model = load_model()
+    scenes = list(SyntheticScenes("val", 4, seed=EVAL_SEED))
+    with torch.no_grad():
+        outputs = model(images_to_tensor(np.stack([s.image for s in scenes])))
+    for nms in ("matrix-gaussian", "matrix-linear"):
+        one = postprocess.postprocess(outputs, model.cfg.strides, (128, 128), nms=nms)
+        batch = postprocess.postprocess_batched(outputs, model.cfg.strides, (128, 128), nms=nms)
+        assert sum(len(det) for det in one) > 0
+        for a, b in zip(one, batch, strict=True):
+            assert torch.equal(a.masks, b.masks) and torch.equal(a.scores, b.scores) and torch.equal(a.labels, b.labels)
+    cands, seconds = run_candidates(model, scenes)
+    rows = {size: evaluate_split("val", scenes, cands, seconds, ["matrix-gaussian", "greedy"], batch_size=size)
+            for size in (1, 3)}
+    for a, b in zip(rows[1], rows[3], strict=True):
+        assert a.mask_ap == b.mask_ap and a.box_ap == b.box_ap
+        for x, y in zip(a.detections, b.detections, strict=True):
+            assert torch.equal(x.scores, y.scores) and torch.equal(x.labels, y.labels) and torch.equal(x.masks, y.masks)
