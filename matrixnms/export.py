@@ -553,22 +553,13 @@ class BatchedMatrixNMS(torch.nn.Module):
     Export: ``export_onnx(BatchedMatrixNMS(...), (scores, masks, None, labels, valid), path)``.
 
     Args:
-        kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k: as ``matrix_nms_static``.
+        **options: ``MatrixNMS``'s keyword options (kernel, sigma, score_threshold, post_threshold,
+            pre_top_k, post_top_k), passed to the one ``MatrixNMS`` that every image goes through.
     """
 
-    def __init__(
-        self,
-        *,
-        kernel: Literal["gaussian", "linear"] = "gaussian",
-        sigma: float = 0.5,
-        score_threshold: Optional[float] = None,
-        post_threshold: Optional[float] = None,
-        pre_top_k: Optional[int] = None,
-        post_top_k: Optional[int] = None,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__()
-        self.nms = MatrixNMS(kernel=kernel, sigma=sigma, score_threshold=score_threshold,
-                             post_threshold=post_threshold, pre_top_k=pre_top_k, post_top_k=post_top_k)
+        self.nms = MatrixNMS(**options)
 
     def width(self, n: int) -> int:
         """P, the result columns for N candidates per image."""
