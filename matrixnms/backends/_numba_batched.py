@@ -11,9 +11,16 @@ column) of the whole batch from ``run_claimed``'s counter, so the work balances 
 uneven sizes, a late helper finds nothing left instead of holding up the call, and the Python overhead of a
 call (allocations, two thread hand-offs per phase) is paid once per batch, not once per image.
 
-The column lists of one block hold at most (columns) x (largest group - 1) entries per thread, so a block
-covers many more columns than the single-image kernel assumes (it sizes for K - 1 entries per column):
-usually the whole batch is one block.
+The decay, two ways:
+
+- many groups (at least 4 per thread: labelled candidates, or many images): a thread claims a whole group,
+  largest first, and walks its members in score order; member j's overlaps with the earlier members give
+  ``cmax[j]`` and, since every earlier ``cmax`` is known by then, its decay at once. One parallel call for
+  the batch, and no list outlives its column.
+- few, large groups: ``_numba._decay``'s two phases (overlap lists, then decays) over column blocks of the
+  whole batch, the threads sharing each column block. A block's lists hold at most (columns) x (largest
+  group - 1) entries per thread, so a block covers many more columns than the single-image kernel assumes
+  (it sizes for K - 1 entries per column): usually the whole batch is one block.
 """
 
 from __future__ import annotations
@@ -24,8 +31,13 @@ import numpy as np
 
 from .._dispatch import register
 from .._typing import Array
-from ._numba import BLOCK_BYTES, _decay_worker, _groups, _overlaps_worker, _Packed, _pixels, _threads
-from ._numba_runtime import host, run_claimed, view, wrap
+from numba import njit
+
+from ._numba import (
+    BLOCK_BYTES, _box_overlaps, _column_decay, _decay_worker, _groups, _mask_overlaps, _overlaps_worker, _Packed,
+    _pixels, _threads,
+)
+from ._numba_runtime import DONE, NEXT, host, run_claimed, take_ticket, view, wrap
 
 
 def _batch_members(order: Array, in_play: Array, labels: Array | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,20 +59,72 @@ def _batch_members(order: Array, in_play: Array, labels: Array | None) -> tuple[
     return rows, image.astype(np.int16) if image.size and image.max() < 2**15 else image, play
 
 
+@njit(cache=True, nogil=True)
+def _group_worker(state, total, claims, runs, use_masks, data, offset, box, area, group_boxes, group, widest,
+                  gaussian, sigma, cmax, decay):
+    """Claim whole groups (image, label) ``claims[t]`` and decay their members in score order, fused: when
+    member j's overlaps with the earlier members are listed, every earlier ``cmax`` is known, so its decay follows
+    at once from the list (``_column_decay``); no list outlives its column."""
+    index = np.empty(widest, np.int64)
+    value = np.empty(widest)
+    while True:
+        t = take_ticket(state, NEXT)
+        if t >= total:
+            return
+        start, stop = runs[claims[t]], runs[claims[t] + 1]
+        for p in range(start, stop):
+            j = group[p]
+            if use_masks:
+                c = _mask_overlaps(data, offset, box, area, j, data, offset, box, area, group, start, p, index, value)
+            else:
+                c = _box_overlaps(group_boxes, p, group, start, index, value)
+            best = 0.0
+            for r in range(c):
+                best = max(best, value[r])
+            cmax[j] = best
+            decay[j] = _column_decay(index, value, c, cmax, gaussian, sigma)
+        take_ticket(state, DONE)
+
+
 def _grouped_decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, key: np.ndarray,
                    kernel: str, sigma: float, threads: int) -> np.ndarray:
-    """float64 decay of the listed candidates, pairs only within a group of ``key``, in column blocks sized
-    by the largest group (see the module docstring)."""
+    """float64 decay of the listed candidates, pairs only within a group of ``key``: whole groups per thread
+    when there are enough of them to balance, else column blocks sized by the largest group (see the module
+    docstring)."""
     k = key.shape[0]
     group, group_start, group_pos = _groups(key, k)
     widest = int(np.max(group_pos - group_start, initial=0)) + 1
+    ordered = key[group]
+    runs = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if k else np.zeros(0, np.int64)
+    if runs.shape[0] >= 4 * threads:
+        runs = np.r_[runs, k].astype(np.int64)
+        claims = np.argsort(runs[:-1] - runs[1:], kind="stable").astype(np.int64)  # largest groups first
+        cmax, decay = np.zeros(k), np.ones(k)
+        packed_arrays = _arrays(packed, k)
+        run_claimed(_group_worker, claims.shape[0], threads, claims, runs, packed is not None, *packed_arrays,
+                    union_area, np.ascontiguousarray(sorted_boxes[group]), group, widest, kernel == "gaussian",
+                    float(sigma), cmax, decay)
+        return decay
+    return _blocked_decay(packed, union_area, sorted_boxes, group, group_start, group_pos, widest, kernel, sigma,
+                          threads)
+
+
+def _arrays(packed: _Packed | None, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data, offset, box) of the packed masks; empty stand-ins for boxes."""
+    if packed is None:
+        return np.zeros(0, np.uint64), np.zeros(k, np.int64), np.zeros((k, 4), np.int64)
+    return packed.data, packed.offset, packed.box
+
+
+def _blocked_decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, group: np.ndarray,
+                   group_start: np.ndarray, group_pos: np.ndarray, widest: int, kernel: str, sigma: float,
+                   threads: int) -> np.ndarray:
+    """The two phases of ``_numba._decay`` over column blocks of the whole batch (few, large groups)."""
+    k = group.shape[0]
     columns = int(min(max(k, 1), max(64, BLOCK_BYTES // (16 * widest))))
     lists = (np.empty((threads, columns * widest), np.int64), np.empty((threads, columns * widest)))
     where = (np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64))  # owner, first, count
-    if packed is None:
-        pixels = (np.zeros(0, np.uint64), np.zeros(k, np.int64), np.zeros((k, 4), np.int64))
-    else:
-        pixels = (packed.data, packed.offset, packed.box)
+    pixels = _arrays(packed, k)
     in_group_order = np.ascontiguousarray(sorted_boxes[group])
     cmax, decay = np.zeros(k), np.ones(k)
     for start in range(0, k, columns):
