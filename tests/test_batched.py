@@ -118,6 +118,28 @@ def test_float32_rows_are_matrix_nms_on_the_same_kernels(backend, problem, mask_
         np.testing.assert_array_equal(decayed[b, :count], backend.to_numpy(single_decayed))
 
 
+@requires("numba")
+@pytest.mark.parametrize("kind", ["masks", "boxes"])
+@pytest.mark.parametrize("num_classes", [None, 80])
+def test_numba_batches_large_enough_for_threads_equal_the_loop(kind, num_classes):
+    """Sizes past the serial limit: the threaded packing and both decay passes (blocked for a few class-agnostic
+    images, per group with 80 labels) against matrix_nms image by image, bit for bit."""
+    from matrixnms.scenes import box_scene, mask_scene
+
+    scene = mask_scene if kind == "masks" else box_scene
+    images = [scene(24 if kind == "masks" else 1500, num_classes=num_classes, seed=b) for b in range(3)]
+    inputs = {"scores": np.stack([s.scores for s in images]), kind: np.stack([getattr(s, kind) for s in images]),
+              "labels": None if num_classes is None else np.stack([s.labels for s in images])}
+    keep, decayed, num_kept = batched_matrix_nms(**inputs, post_threshold=0.05, backend="numba")
+    for b in range(3):
+        single = matrix_nms(*(None if x is None else x[b] for x in (inputs["scores"], inputs.get("masks"))),
+                            boxes=None if kind == "masks" else inputs["boxes"][b],
+                            labels=None if num_classes is None else inputs["labels"][b], post_threshold=0.05,
+                            backend="numba")
+        np.testing.assert_array_equal(keep[b, :num_kept[b]], single[0])
+        np.testing.assert_array_equal(decayed[b, :num_kept[b]], single[1])
+
+
 def test_chunked_generic_path_equals_one_chunk(monkeypatch):
     rng = np.random.default_rng(3)
     masks = rng.random((3, 9, 11, 13)) < 0.4
