@@ -75,9 +75,10 @@ def batched_matrix_nms(
         kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k)
     _, decay_fn = resolve("batched_mask_decay" if masks is not None else "batched_box_decay", scores, backend)
 
-    device = array_api_compat.device(scores)
     dtype = xp.float64 if scores.dtype == xp.float64 else xp.float32
-    candidate = xp.ones((b, n), dtype=xp.bool, device=device) if valid is None else valid
+    # (a non-finite score is an error in a valid slot of an eager call; a compiled graph skips value checks,
+    # and there, as in the static form, such a score is simply not a candidate)
+    candidate = xp.isfinite(scores) if valid is None else valid & xp.isfinite(scores)
     if score_threshold is not None:
         candidate = candidate & (scores >= score_threshold)
     # candidates first by score (ties: lower index), then the rest; pre_top_k keeps the first columns
