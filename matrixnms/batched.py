@@ -28,9 +28,10 @@ def _along(xp: Any, x: Array, index: Array) -> Array:
 
 
 def _sort_first(xp: Any, first: Array, key: Array) -> Array:
-    """(B, M) positions ordering each row: ``first`` entries by ``key`` descending (stable), then the rest."""
-    keys = xp.where(first, key, xp.full_like(key, -math.inf))
-    return xp.argsort(keys, axis=1, descending=True, stable=True)
+    """(B, M) positions ordering each row: ``first`` entries by ``key`` descending, then the rest; ties by
+    lower position (an ascending stable sort of the negated keys: no flips, unlike a descending one)."""
+    keys = xp.where(first, -key, xp.full_like(key, math.inf))
+    return xp.argsort(keys, axis=1, stable=True)
 
 
 def batched_matrix_nms(
