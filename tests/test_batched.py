@@ -140,6 +140,27 @@ def test_numba_batches_large_enough_for_threads_equal_the_loop(kind, num_classes
         np.testing.assert_array_equal(decayed[b, :num_kept[b]], single[1])
 
 
+@requires("numba")
+@pytest.mark.parametrize("labelled", [False, True])
+def test_numba_batches_over_many_blocks_threads_and_conversion_slices_equal_the_reference(monkeypatch, labelled):
+    numba_kernels = pytest.importorskip("matrixnms.backends._numba")
+    monkeypatch.setattr(numba_kernels, "BLOCK_BYTES", 1)  # column blocks of the minimum 64
+    monkeypatch.setattr(numba_kernels, "SERIAL_BYTES", 0)  # the threaded path even for this small input
+    monkeypatch.setattr(numba_kernels, "CONVERT_BYTES", 500)  # float masks converted a few at a time
+    rng = np.random.default_rng(5)
+    masks = np.zeros((3, 45, 12, 70), np.float32)
+    for b, k in np.ndindex(3, 45):
+        y, x = rng.integers(0, 8), rng.integers(0, 60)
+        masks[b, k, y:y + rng.integers(2, 5), x:x + rng.integers(3, 12)] = 1
+    masks = masks[:, :, :, ::-1]  # strided, not contiguous
+    scores, labels = rng.random((3, 45)), rng.integers(0, 3, (3, 45)) if labelled else None
+    keep, decayed, num_kept = batched_matrix_nms(scores, masks, labels=labels, backend="numba")
+    for b in range(3):
+        ref_keep, ref_decayed = reference.matrix_nms(scores[b], masks[b], labels=None if labels is None else labels[b])
+        assert keep[b, :num_kept[b]].tolist() == ref_keep
+        assert_close(decayed[b, :num_kept[b]], np.asarray(ref_decayed), "float64")
+
+
 def test_chunked_generic_path_equals_one_chunk(monkeypatch):
     rng = np.random.default_rng(3)
     masks = rng.random((3, 9, 11, 13)) < 0.4

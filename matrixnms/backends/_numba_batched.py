@@ -33,8 +33,9 @@ from .._dispatch import register
 from .._typing import Array
 from numba import njit
 
+from . import _numba
 from ._numba import (
-    BLOCK_BYTES, _box_overlaps, _column_decay, _decay_worker, _groups, _mask_overlaps, _overlaps_worker, _Packed,
+    _box_overlaps, _column_decay, _decay_worker, _groups, _mask_overlaps, _overlaps_worker, _Packed,
     _pixels, _threads,
 )
 from ._numba_runtime import DONE, NEXT, host, run_claimed, take_ticket, view, wrap
@@ -121,7 +122,7 @@ def _blocked_decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes:
                    threads: int) -> np.ndarray:
     """The two phases of ``_numba._decay`` over column blocks of the whole batch (few, large groups)."""
     k = group.shape[0]
-    columns = int(min(max(k, 1), max(64, BLOCK_BYTES // (16 * widest))))
+    columns = int(min(max(k, 1), max(64, _numba.BLOCK_BYTES // (16 * widest))))  # read per call: tests shrink it
     lists = (np.empty((threads, columns * widest), np.int64), np.empty((threads, columns * widest)))
     where = (np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64))  # owner, first, count
     pixels = _arrays(packed, k)
