@@ -101,6 +101,16 @@ OPS: dict[str, Op] = {
     "cluster_nms_boxes": Op(
         ("boxes", "order", "labels", "iou_threshold", "metric"),
         "(K,) bool kept flags of Cluster-NMS over boxes[order] (equal to greedy_boxes's)"),
+    "batched_mask_decay": Op(
+        ("masks", "order", "in_play", "labels", "kernel", "sigma", "dtype"),
+        "(B, K) Matrix NMS decay in dtype of each image's candidates masks[b, order[b]] ((B, N, H, W) masks; "
+        "order: (B, K) int64, by descending score); in_play (B, K) bool marks the real candidates, a prefix of "
+        "each row (the other entries are finite, unspecified, and never read); labels (B, K) of the sorted "
+        "candidates or None"),
+    "batched_box_decay": Op(
+        ("boxes", "order", "in_play", "labels", "kernel", "sigma", "dtype"),
+        "(B, K) Matrix NMS decay in dtype of each image's candidates boxes[b, order[b]] ((B, N, 4) boxes), as "
+        "batched_mask_decay"),
 }
 
 BACKENDS = ("auto", "generic", "numba", "torch", "cupy")
@@ -121,9 +131,10 @@ _PREFERENCE: dict[str, tuple[str, ...]] = {
 _PACKAGE = {"numba": "numba", "torch": "torch", "cupy": "cupy"}
 # The modules that register each backend's kernels (matrixnms/<module>.py).
 _MODULES = {
-    "generic": ("_generic", "_generic_baselines", "_generic_multiclass", "_generic_fast", "_generic_sparse"),
+    "generic": ("_generic", "_generic_baselines", "_generic_multiclass", "_generic_fast", "_generic_sparse",
+                "_generic_batched"),
     "numba": ("backends._numba", "backends._numba_greedy", "backends._numba_multiclass", "backends._numba_fast",
-              "backends._numba_sparse"),
+              "backends._numba_sparse", "backends._numba_batched"),
     "torch": ("backends._torch",),
     "cupy": ("backends._cupy",),
 }

@@ -471,3 +471,101 @@ __all__ = [
     "check_batched_values", "check_paddle_options", "check_static_form", "check_positive_int", "check_opset",
     "check_onnx_graph", "check_export_model", "device_kind",
 ]
+
+
+# --- batches of images (matrixnms.batched) -----------------------------------------------------------------
+
+
+def capturing(x: Array) -> bool:
+    """True while a CUDA graph is being captured on ``x``'s device: a value check would sync the host, which
+    capture forbids, so (as in ``in_graph``) only the static checks run."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor) or x.device.type != "cuda":
+        return False
+    return bool(torch.cuda.is_current_stream_capturing())
+
+
+def check_batch_shape(name: str, x: Array, batch: tuple[int, int], trailing: tuple[str, ...] = ()) -> None:
+    """``x`` has shape (B, N, *trailing): the leading two equal ``batch``, a named trailing size is free and a
+    numeric one fixed. The error names both the expected and the received shape."""
+    letters = ("B", "N", *trailing)
+    sizes = (*batch, *trailing)
+    shape = tuple(int(d) for d in x.shape)
+    fits = len(shape) == len(sizes) and all(not isinstance(s, int) and not s.isdigit() or int(s) == d
+                                            for s, d in zip(sizes, shape))
+    if not fits:
+        raise ValueError(f"{name} must have shape ({', '.join(letters)}) = ({', '.join(str(s) for s in sizes)}), "
+                         f"got {shape}")
+
+
+def check_batched_box_values(xp: Any, boxes: Array, use: Array | None) -> None:
+    """Value part for (B, N, 4) boxes: finite, x2 >= x1 and y2 >= y1 where ``use`` (B, N) is True (all
+    entries when None); the error names the first bad [image, candidate]."""
+    if _no_values(boxes) or capturing(boxes):
+        return
+    ignored = xp.zeros(boxes.shape[:2], dtype=xp.bool, device=array_api_compat.device(boxes)) if use is None else ~use
+    if is_floating(xp, boxes) and not bool(xp.all(xp.isfinite(boxes) | ignored[..., None])):
+        raise ValueError("boxes must be finite, got NaN or inf")
+    inverted = ((boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])) & ~ignored
+    if bool(xp.any(inverted)):
+        flat_index = int(xp.argmax(xp.astype(xp.reshape(inverted, (-1,)), xp.int8)))
+        b, i = divmod(flat_index, int(boxes.shape[1]))
+        row = [float(v) for v in boxes[b, i, :]]
+        raise ValueError(f"boxes must satisfy x2 >= x1 and y2 >= y1, got {row} at [{b}, {i}]")
+
+
+def check_batched_detections(scores: Array, masks: Array | None, boxes: Array | None, valid: Array | None,
+                             labels: Array | None, *, values: bool = True) -> tuple[Any, int, int]:
+    """The inputs of batched_matrix_nms: (B, N) scores and exactly one of (B, N, H, W) masks / (B, N, 4) boxes,
+    optional (B, N) bool ``valid`` and (B, N) integer labels, all of one library and device. Values (eager
+    only): scores finite where valid (an invalid slot may hold anything, NaN too), masks 0/1 in every slot,
+    boxes finite and not inverted where valid. Returns (namespace, B, N)."""
+    check_exactly_one("batched_matrix_nms", masks is not None, boxes is not None)
+    xp = namespace(scores=scores, masks=masks, boxes=boxes, valid=valid, labels=labels)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must have shape (B, N), got {tuple(scores.shape)}")
+    if not is_floating(xp, scores):
+        raise TypeError(f"scores must be floating, got {dtype_name(scores)}")
+    batch = (int(scores.shape[0]), int(scores.shape[1]))
+    if masks is not None:
+        check_batch_shape("masks", masks, batch, ("H", "W"))
+        if not (is_bool(xp, masks) or is_integer(xp, masks) or is_floating(xp, masks)):
+            raise TypeError(f"masks must be bool, integer or floating 0/1, got {dtype_name(masks)}")
+    else:
+        check_batch_shape("boxes", boxes, batch, ("4",))
+        if not (is_integer(xp, boxes) or is_floating(xp, boxes)):
+            raise TypeError(f"boxes must be real numbers, got {dtype_name(boxes)}")
+    if valid is not None:
+        check_batch_shape("valid", valid, batch)
+        if not is_bool(xp, valid):
+            raise TypeError(f"valid must be bool, got {dtype_name(valid)}")
+    if labels is not None:
+        check_batch_shape("labels", labels, batch)
+        if not is_integer(xp, labels):
+            raise TypeError(f"labels must be integers, got {dtype_name(labels)}")
+    if values and not capturing(scores):
+        check_finite(xp, "scores", scores if valid is None else xp.where(valid, scores, xp.zeros_like(scores)))
+        if masks is not None:
+            check_binary(xp, "masks", masks)
+        else:
+            check_batched_box_values(xp, boxes, valid)
+    return xp, batch[0], batch[1]
+
+
+__all__ += ["capturing", "check_batch_shape", "check_batched_box_values", "check_batched_detections"]
+
+
+def check_batched_static_form(scores: Any, masks: Any, boxes: Any, labels: Any, valid: Any) -> None:
+    """The batch-level static checks of BatchedMatrixNMS (torch tensors, shapes and dtypes of one batch); the
+    per-image checks, values included, are MatrixNMS's. None under torch.jit.trace (shapes are traced)."""
+    import torch
+
+    if torch.jit.is_tracing():
+        return
+    for name, x in (("scores", scores), ("masks", masks), ("boxes", boxes), ("labels", labels), ("valid", valid)):
+        if x is not None and not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    check_batched_detections(scores, masks, boxes, valid, labels, values=False)
+
+
+__all__ += ["check_batched_static_form"]

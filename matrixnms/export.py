@@ -528,3 +528,78 @@ if __name__ == "__main__":
     from .cli import main
 
     sys.exit(main(["export", *sys.argv[1:]]))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Batches: (B, N, ...) inputs, one MatrixNMS per image inside the graph
+# --------------------------------------------------------------------------------------------------------
+
+from ._validate import check_batched_static_form  # noqa: E402  (appended section: the batched sibling)
+
+_check_batched = torch.jit.unused(check_batched_static_form)
+
+
+class BatchedMatrixNMS(torch.nn.Module):
+    """``MatrixNMS`` over a batch: (B, N) scores, (B, N, H, W) masks or (B, N, 4) boxes, (B, N) labels and
+    valid in; (B, P) ``keep``, (B, P) ``decayed`` and (B,) ``num_valid`` out, row b being ``MatrixNMS`` on
+    image b (P as ``matrix_nms_static``: ``post_top_k``, else ``min(pre_top_k, N)``, else N).
+
+    The graph holds one ``MatrixNMS`` call per image (B is static: the loop over it is unrolled by
+    torch.compile, torch.export and the ONNX exporter, and scripted as a loop by TorchScript), so every change
+    to the single-image static form applies here too. Rows at or beyond ``num_valid[b]`` are padding; the
+    first ``num_valid[b]`` equal ``batched_matrix_nms`` (and ``matrix_nms`` on image b's valid candidates).
+    Eager calls check the batch's shapes and dtypes, then each image as ``MatrixNMS`` does (values included:
+    a NaN score is rejected even where ``valid`` is False, as in the single-image static form).
+    Export: ``export_onnx(BatchedMatrixNMS(...), (scores, masks, None, labels, valid), path)``.
+
+    Args:
+        **options: ``MatrixNMS``'s keyword options (kernel, sigma, score_threshold, post_threshold,
+            pre_top_k, post_top_k), passed to the one ``MatrixNMS`` that every image goes through.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__()
+        self.nms = MatrixNMS(**options)
+
+    def width(self, n: int) -> int:
+        """P, the result columns for N candidates per image."""
+        if self.nms.post_top_k >= 0:
+            return self.nms.post_top_k
+        return n if self.nms.pre_top_k < 0 else min(self.nms.pre_top_k, n)
+
+    def forward(
+        self, scores: Tensor, masks: Optional[Tensor] = None, boxes: Optional[Tensor] = None,
+        labels: Optional[Tensor] = None, valid: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Args and returns as ``batched_matrix_nms`` (P columns as above; masks positional, boxes by keyword)."""
+        if not torch.jit.is_scripting():
+            _check_batched(scores, masks, boxes, labels, valid)
+        keeps = []
+        decays = []
+        counts = []
+        for b in range(scores.shape[0]):
+            image_masks: Optional[Tensor] = None
+            image_boxes: Optional[Tensor] = None
+            image_labels: Optional[Tensor] = None
+            image_valid: Optional[Tensor] = None
+            if masks is not None:
+                image_masks = masks[b]
+            if boxes is not None:
+                image_boxes = boxes[b]
+            if labels is not None:
+                image_labels = labels[b]
+            if valid is not None:
+                image_valid = valid[b]
+            keep, decayed, count = self.nms(scores[b], image_masks, image_boxes, image_labels, image_valid)
+            keeps.append(keep)
+            decays.append(decayed)
+            counts.append(count)
+        if len(keeps) == 0:  # B = 0: nothing to stack
+            p = self.width(scores.shape[1])
+            return (torch.zeros((0, p), dtype=torch.int64, device=scores.device),
+                    torch.zeros((0, p), dtype=scores.dtype, device=scores.device),
+                    torch.zeros((0,), dtype=torch.int64, device=scores.device))
+        return torch.stack(keeps), torch.stack(decays), torch.stack(counts)
+
+    def extra_repr(self) -> str:
+        return "batch of: " + self.nms.extra_repr()

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale-images", type=int, default=2,
                         help="N = 500 candidate scenes to time each NMS on (default 2; 0: skip)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="images per NMS call (default 1: matrix_nms per image; more: batched_matrix_nms)")
     return parser
 
 
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--val, --crowded and --threads must be >= 1, got {args.val}, {args.crowded}, {args.threads}")
     if args.scale_images < 0:
         parser.error(f"--scale-images must be >= 0, got {args.scale_images}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.onnx is not None:
         if not args.onnx.is_file():
             parser.error(f"ONNX file not found: {args.onnx} (write it with python -m solov2_ref.deploy)")
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             cands, seconds = run_candidates(model, scenes, on_batch=bar.update)
             bar.set_postfix_str(f"{split}: NMS + COCOeval")
             split_rows = evaluate_split(split, scenes, cands, seconds, NMS_CHOICES, gt=coco_ground_truth(scenes),
+                                        batch_size=args.batch_size,
                                         on_choice=lambda _: bar.update(1))
             rows += split_rows
             by_nms = {r.nms: r.detections for r in split_rows}

@@ -42,6 +42,7 @@ from matrixnms.scenes import mask_scene
 from .data import CLASSES, Scene, SyntheticScenes
 from .model import SOLOv2, images_to_tensor
 from .postprocess import NMS_CHOICES, Candidates, Detections, PostprocessConfig, candidates, finalize, suppress
+from .postprocess import suppress_batch
 
 EVAL_SEED = 0
 
@@ -153,8 +154,12 @@ def run_candidates(model: SOLOv2, scenes: Sequence[Scene], batch_size: int = 16,
 def evaluate_split(split: str, scenes: Sequence[Scene], cands: Sequence[Candidates],
                    cand_seconds: Sequence[float], nms_choices: Iterable[str] = NMS_CHOICES,
                    cfg: PostprocessConfig = PostprocessConfig(), gt: Any = None,
-                   on_choice: Callable[[str], None] | None = None) -> list[NMSResult]:
-    """Apply each NMS choice to the shared candidates and score the results with COCOeval."""
+                   on_choice: Callable[[str], None] | None = None, batch_size: int = 1) -> list[NMSResult]:
+    """Apply each NMS choice to the shared candidates and score the results with COCOeval.
+
+    ``batch_size`` > 1 runs step 4 for that many images at once (``postprocess.suppress_batch``: one
+    ``batched_matrix_nms`` call for the Matrix NMS choices); each image's NMS time is its share of the call.
+    """
     gt = coco_ground_truth(scenes) if gt is None else gt
     nms_choices = list(nms_choices)
     # first calls load or compile the NMS kernels (Numba): keep that out of the timings
@@ -162,13 +167,18 @@ def evaluate_split(split: str, scenes: Sequence[Scene], cands: Sequence[Candidat
     if busiest is not None and len(busiest):
         for nms in nms_choices:
             suppress(busiest, nms, cfg)
+            if batch_size > 1:
+                suppress_batch([busiest], nms, cfg)
     rows = []
     for nms in nms_choices:
         detections, nms_times, post_times = [], [], []
-        for scene, cand, t_cand in zip(scenes, cands, cand_seconds):
+        batched = suppress_in_batches(cands, nms, cfg, batch_size) if batch_size > 1 else None
+        for i, (scene, cand, t_cand) in enumerate(zip(scenes, cands, cand_seconds)):
             t0 = time.perf_counter()
-            keep, scores = suppress(cand, nms, cfg)
+            keep, scores = suppress(cand, nms, cfg) if batched is None else batched[i][:2]
             t1 = time.perf_counter()
+            if batched is not None:
+                t0 = t1 - batched[i][2]  # this image's share of its batch's call
             det = finalize(cand, keep, scores, tuple(scene.image.shape[:2]), cfg)
             t2 = time.perf_counter()
             det.nms_seconds = t1 - t0
@@ -183,6 +193,19 @@ def evaluate_split(split: str, scenes: Sequence[Scene], cands: Sequence[Candidat
         if on_choice is not None:
             on_choice(nms)
     return rows
+
+
+def suppress_in_batches(cands: Sequence[Candidates], nms: str, cfg: PostprocessConfig,
+                        batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+    """Step 4 for ``batch_size`` images per call: per image (keep, scores, its share of the call's seconds)."""
+    out = []
+    for start in range(0, len(cands), batch_size):
+        chunk = list(cands[start:start + batch_size])
+        t0 = time.perf_counter()
+        kept = suppress_batch(chunk, nms, cfg)
+        share = (time.perf_counter() - t0) / len(chunk)
+        out += [(keep, scores, share) for keep, scores in kept]
+    return out
 
 
 def format_table(rows: Sequence[NMSResult]) -> str:
@@ -252,8 +275,9 @@ def format_scale_table(rows: Sequence[ScaleResult]) -> str:
 
 
 def evaluate(model: SOLOv2, splits: dict[str, int], nms_choices: Sequence[str] = NMS_CHOICES,
-             seed: int = EVAL_SEED, progress: bool = True) -> list[NMSResult]:
-    """Evaluate ``model`` on the first ``splits[name]`` scenes of each split, for every NMS choice."""
+             seed: int = EVAL_SEED, progress: bool = True, batch_size: int = 1) -> list[NMSResult]:
+    """Evaluate ``model`` on the first ``splits[name]`` scenes of each split, for every NMS choice
+    (``batch_size``: images per network call, at least 16, and per NMS call, see ``evaluate_split``)."""
     from tqdm import tqdm
 
     rows: list[NMSResult] = []
@@ -261,8 +285,9 @@ def evaluate(model: SOLOv2, splits: dict[str, int], nms_choices: Sequence[str] =
     with tqdm(total=total, desc="evaluate", unit="step", disable=not progress, dynamic_ncols=True) as bar:
         for split, count in splits.items():
             scenes = list(SyntheticScenes(split, count, seed=seed))
-            cands, seconds = run_candidates(model, scenes, on_batch=bar.update)
-            rows += evaluate_split(split, scenes, cands, seconds, nms_choices, on_choice=lambda _: bar.update(1))
+            cands, seconds = run_candidates(model, scenes, batch_size=max(16, batch_size), on_batch=bar.update)
+            rows += evaluate_split(split, scenes, cands, seconds, nms_choices, on_choice=lambda _: bar.update(1),
+                                   batch_size=batch_size)
     return rows
 
 
@@ -277,14 +302,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--scale-images", type=int, default=5,
                         help="N = 500 candidate scenes (200x336, 80 labels) to time each NMS on (default 5; 0: skip)")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="images per NMS call (default 1: matrix_nms per image; more: batched_matrix_nms)")
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.val < 0 or args.crowded < 0 or args.scale_images < 0:
         parser.error(f"--val, --crowded and --scale-images must be >= 0, got {args.val}, {args.crowded} and "
                      f"{args.scale_images}")
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)
     splits = {k: v for k, v in (("val", args.val), ("crowded", args.crowded)) if v}
-    rows = evaluate(model, splits, args.nms)
+    rows = evaluate(model, splits, args.nms, batch_size=args.batch_size)
     print(format_table(rows))
     print(f"\n{args.threads} torch threads; NMS ms = the NMS call alone; post-proc ms = point NMS, candidate masks, "
           "maskness, NMS and upsampling (no network, no COCO encoding); medians per image.")

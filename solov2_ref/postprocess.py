@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from matrixnms import cluster_nms, fast_nms, mask_nms, matrix_nms, soft_nms
+from matrixnms import batched_matrix_nms, cluster_nms, fast_nms, mask_nms, matrix_nms, soft_nms
 
 from .losses import dynamic_masks
 from .model import HeadOutputs
@@ -240,5 +240,52 @@ def postprocess(outputs: HeadOutputs, strides: tuple[int, ...], image_size: tupl
         elapsed = time.perf_counter() - start
         det = finalize(cands, keep, scores, image_size, cfg)
         det.nms_seconds = elapsed
+        results.append(det)
+    return results
+
+
+# --- batches: step 4 for several images in one call ----------------------------------------------------------
+
+
+def suppress_batch(batch: Sequence[Candidates], nms: NMSChoice = "matrix-gaussian",
+                   cfg: PostprocessConfig = PostprocessConfig()) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Step 4 for several images: the Matrix NMS choices in one ``matrixnms.batched_matrix_nms`` call (each
+    image's candidates padded to the largest count, the padding marked invalid), the others image by image.
+
+    Returns:
+        per image, what ``suppress`` returns for it: the same indices and scores.
+    """
+    if nms not in NMS_CHOICES:
+        raise ValueError(f"nms must be one of {NMS_CHOICES}, got {nms!r}")
+    if not nms.startswith("matrix-") or not batch:
+        return [suppress(cands, nms, cfg) for cands in batch]
+    width = max(len(cands) for cands in batch)
+    size = tuple(batch[0].masks.shape[1:])
+    scores = torch.zeros((len(batch), width))
+    masks = torch.zeros((len(batch), width, *size), dtype=torch.bool)
+    labels = torch.zeros((len(batch), width), dtype=torch.int64)
+    valid = torch.zeros((len(batch), width), dtype=torch.bool)
+    for b, cands in enumerate(batch):
+        k = len(cands)
+        scores[b, :k], masks[b, :k], labels[b, :k], valid[b, :k] = cands.scores, cands.masks, cands.labels, True
+    keep, decayed, num_kept = batched_matrix_nms(
+        scores, masks, valid=valid, labels=labels, kernel=nms.removeprefix("matrix-"), sigma=cfg.sigma,
+        pre_top_k=cfg.nms_pre, post_threshold=cfg.update_thr, post_top_k=cfg.max_per_img)
+    return [(keep[b, :count], decayed[b, :count]) for b, count in enumerate(num_kept.tolist())]
+
+
+def postprocess_batched(outputs: HeadOutputs, strides: tuple[int, ...], image_size: tuple[int, int],
+                        nms: NMSChoice = "matrix-gaussian",
+                        cfg: PostprocessConfig = PostprocessConfig()) -> list[Detections]:
+    """``postprocess`` with step 4 for the whole batch in one call (``suppress_batch``): the same detections.
+    Each image's ``nms_seconds`` is its share of the batched call."""
+    batch = [candidates(outputs, b, strides, cfg) for b in range(outputs.mask_feats.shape[0])]
+    start = time.perf_counter()
+    kept = suppress_batch(batch, nms, cfg)
+    share = (time.perf_counter() - start) / max(1, len(batch))
+    results = []
+    for cands, (keep, scores) in zip(batch, kept):
+        det = finalize(cands, keep, scores, image_size, cfg)
+        det.nms_seconds = share
         results.append(det)
     return results

@@ -1,0 +1,171 @@
+"""Numba batched decay: the candidates of every image packed and decayed in one parallel pass.
+
+The per-image kernels of ``_numba`` already restrict pairs to candidates of one label group (``_groups``); a
+batch is one list of the real candidates of every image, image after image, each in score order, grouped by
+(image, label). Then a pair of candidates in different images never counts, "higher-scored" is "earlier in
+the same image", and one call of the bit-packing pass and of the two decay phases gives every image exactly
+the decay ``matrix_nms`` gives it alone, bit for bit.
+
+Why one pass rather than images spread over threads: every thread claims the next mask (then the next
+column) of the whole batch from ``run_claimed``'s counter, so the work balances itself across images of
+uneven sizes, a late helper finds nothing left instead of holding up the call, and the Python overhead of a
+call (allocations, two thread hand-offs per phase) is paid once per batch, not once per image.
+
+The decay, two ways:
+
+- many groups (at least 4 per thread: labelled candidates, or many images): a thread claims a whole group,
+  largest first, and walks its members in score order; member j's overlaps with the earlier members give
+  ``cmax[j]`` and, since every earlier ``cmax`` is known by then, its decay at once. One parallel call for
+  the batch, and no list outlives its column.
+- few, large groups: ``_numba._decay``'s two phases (overlap lists, then decays) over column blocks of the
+  whole batch, the threads sharing each column block. A block's lists hold at most (columns) x (largest
+  group - 1) entries per thread, so a block covers many more columns than the single-image kernel assumes
+  (it sizes for K - 1 entries per column): usually the whole batch is one block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._dispatch import register
+from .._typing import Array
+from numba import njit
+
+from . import _numba
+from ._numba import (
+    _box_overlaps, _column_decay, _decay_worker, _groups, _mask_overlaps, _overlaps_worker, _Packed,
+    _pixels, _threads,
+)
+from ._numba_runtime import DONE, NEXT, host, run_claimed, take_ticket, view, wrap
+
+
+def _batch_members(order: Array, in_play: Array, labels: Array | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sources into the (B * N) flattened items, group key per source, in-play mask) of the real candidates,
+    image by image, each image's in score order; the key is unique per (image, label)."""
+    play = host(in_play, np.bool_)
+    rows = host(order, np.int64)
+    b = rows.shape[0]
+    n_first = np.arange(b, dtype=np.int64)[:, None]
+    image = np.broadcast_to(n_first, rows.shape)[play]
+    if labels is not None:
+        chosen = host(labels, np.int64)[play]
+        low, high = (int(chosen.min()), int(chosen.max())) if chosen.size else (0, 0)
+        if (high - low + 1) * b < 2**62:
+            image = image * (high - low + 1) + (chosen - low)
+        else:  # labels spread too wide for one int64 key: dense ranks (a sort) keep it small
+            image = image * chosen.size + np.unique(chosen, return_inverse=True)[1].reshape(-1)
+    # keys of 16 bits sort stably by radix in NumPy (what _groups does), in linear time
+    return rows, image.astype(np.int16) if image.size and image.max() < 2**15 else image, play
+
+
+@njit(cache=True, nogil=True)
+def _group_worker(state, total, claims, runs, use_masks, data, offset, box, area, group_boxes, group, widest,
+                  gaussian, sigma, cmax, decay):
+    """Claim whole groups (image, label) ``claims[t]`` and decay their members in score order, fused: when
+    member j's overlaps with the earlier members are listed, every earlier ``cmax`` is known, so its decay follows
+    at once from the list (``_column_decay``); no list outlives its column."""
+    index = np.empty(widest, np.int64)
+    value = np.empty(widest)
+    while True:
+        t = take_ticket(state, NEXT)
+        if t >= total:
+            return
+        start, stop = runs[claims[t]], runs[claims[t] + 1]
+        for p in range(start, stop):
+            j = group[p]
+            if use_masks:
+                c = _mask_overlaps(data, offset, box, area, j, data, offset, box, area, group, start, p, index, value,
+                                   False)  # IoU (batched calls take no metric)
+            else:
+                c = _box_overlaps(group_boxes, p, group, start, index, value, False)
+            best = 0.0
+            for r in range(c):
+                best = max(best, value[r])
+            cmax[j] = best
+            decay[j] = _column_decay(index, value, c, cmax, gaussian, sigma)
+        take_ticket(state, DONE)
+
+
+def _grouped_decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, key: np.ndarray,
+                   kernel: str, sigma: float, threads: int) -> np.ndarray:
+    """float64 decay of the listed candidates, pairs only within a group of ``key``: whole groups per thread
+    when there are enough of them to balance, else column blocks sized by the largest group (see the module
+    docstring)."""
+    k = key.shape[0]
+    group, group_start, group_pos = _groups(key, k)
+    widest = int(np.max(group_pos - group_start, initial=0)) + 1
+    ordered = key[group]
+    runs = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if k else np.zeros(0, np.int64)
+    if runs.shape[0] >= 4 * threads:
+        runs = np.r_[runs, k].astype(np.int64)
+        claims = np.argsort(runs[:-1] - runs[1:], kind="stable").astype(np.int64)  # largest groups first
+        cmax, decay = np.zeros(k), np.ones(k)
+        packed_arrays = _arrays(packed, k)
+        run_claimed(_group_worker, claims.shape[0], threads, claims, runs, packed is not None, *packed_arrays,
+                    union_area, np.ascontiguousarray(sorted_boxes[group]), group, widest, kernel == "gaussian",
+                    float(sigma), cmax, decay)
+        return decay
+    return _blocked_decay(packed, union_area, sorted_boxes, group, group_start, group_pos, widest, kernel, sigma,
+                          threads)
+
+
+def _arrays(packed: _Packed | None, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data, offset, box) of the packed masks; empty stand-ins for boxes."""
+    if packed is None:
+        return np.zeros(0, np.uint64), np.zeros(k, np.int64), np.zeros((k, 4), np.int64)
+    return packed.data, packed.offset, packed.box
+
+
+def _blocked_decay(packed: _Packed | None, union_area: np.ndarray, sorted_boxes: np.ndarray, group: np.ndarray,
+                   group_start: np.ndarray, group_pos: np.ndarray, widest: int, kernel: str, sigma: float,
+                   threads: int) -> np.ndarray:
+    """The two phases of ``_numba._decay`` over column blocks of the whole batch (few, large groups)."""
+    k = group.shape[0]
+    columns = int(min(max(k, 1), max(64, _numba.BLOCK_BYTES // (16 * widest))))  # read per call: tests shrink it
+    lists = (np.empty((threads, columns * widest), np.int64), np.empty((threads, columns * widest)))
+    where = (np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64))  # owner, first, count
+    pixels = _arrays(packed, k)
+    in_group_order = np.ascontiguousarray(sorted_boxes[group])
+    cmax, decay = np.zeros(k), np.ones(k)
+    for start in range(0, k, columns):
+        span = min(columns, k - start)
+        run_claimed(_overlaps_worker, span, threads, start, packed is not None, *pixels, union_area, in_group_order,
+                    group, group_start, group_pos, *lists, *where, cmax, False)
+        run_claimed(_decay_worker, span, threads, start, *lists, *where, cmax, kernel == "gaussian", float(sigma),
+                    decay)
+    return decay
+
+
+def _scatter(decay: np.ndarray, play: np.ndarray, like: Array, dtype: Any) -> Array:
+    out = np.ones(play.shape)
+    out[play] = decay
+    return wrap(out, like, dtype)
+
+
+@register("batched_mask_decay", "numba")
+def batched_mask_decay(masks: Array, order: Array, in_play: Array, labels: Array | None, kernel: str, sigma: float,
+                       dtype: Any) -> Array:
+    m = view(masks)
+    b, n, h, w = m.shape
+    rows, key, play = _batch_members(order, in_play, labels)
+    sources = (rows + n * np.arange(b, dtype=np.int64)[:, None])[play]
+    flat = m.reshape(b * n, h, w)
+    threads = _threads(_pixels(flat, sources.shape[0]))
+    packed = _Packed(flat, sources, threads)
+    decay = _grouped_decay(packed, packed.area, np.zeros((sources.shape[0], 4)), key, kernel, sigma, threads)
+    return _scatter(decay, play, order, dtype)
+
+
+@register("batched_box_decay", "numba")
+def batched_box_decay(boxes: Array, order: Array, in_play: Array, labels: Array | None, kernel: str, sigma: float,
+                      dtype: Any) -> Array:
+    x = view(boxes)
+    b, n = x.shape[:2]
+    rows, key, play = _batch_members(order, in_play, labels)
+    sorted_boxes = x.reshape(b * n, 4)[(rows + n * np.arange(b, dtype=np.int64)[:, None])[play]].astype(np.float64)
+    k = sorted_boxes.shape[0]
+    # a box pair costs about what a mask byte does; pairs only within groups, but count them all (cheap bound)
+    decay = _grouped_decay(None, np.zeros(k), sorted_boxes, key, kernel, sigma, _threads(k * k // max(1, b)))
+    return _scatter(decay, play, order, dtype)
