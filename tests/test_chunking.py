@@ -40,6 +40,7 @@ def readme_scene():
 # ---------------------------------------------------------------------------------------------- generic
 
 
+@settings(max_examples=60)
 @given(strategies.masks(max_n=8), strategies.masks(n=5, max_side=24))
 def test_generic_mask_iou_sums_the_counts_of_every_pixel_chunk(a, b):
     with tiny_chunks():
@@ -49,6 +50,7 @@ def test_generic_mask_iou_sums_the_counts_of_every_pixel_chunk(a, b):
                                        atol=0)
 
 
+@settings(max_examples=60)
 @given(strategies.mask_problems())
 def test_generic_mask_matrix_nms_in_pixel_chunks_agrees_with_reference(problem):
     with tiny_chunks():
@@ -59,6 +61,7 @@ def test_generic_mask_matrix_nms_in_pixel_chunks_agrees_with_reference(problem):
         assert_close(decayed, np.asarray(ref_decayed), "float64")
 
 
+@settings(max_examples=60)
 @given(strategies.box_problems(max_n=20))
 def test_generic_box_matrix_nms_in_column_blocks_agrees_with_reference(problem):
     with tiny_chunks():
@@ -69,6 +72,7 @@ def test_generic_box_matrix_nms_in_column_blocks_agrees_with_reference(problem):
         assert_close(decayed, np.asarray(ref_decayed), "float64")
 
 
+@settings(max_examples=60)
 @given(strategies.boxes(max_n=20), strategies.boxes(max_n=7))
 def test_box_iou_in_row_blocks_agrees_with_reference(a, b):
     with tiny_chunks():
@@ -133,7 +137,7 @@ def tiny_numba_blocks():
 
 
 @requires("numba")
-@settings(max_examples=20)
+@settings(max_examples=12)
 @given(strategies.many_tie_mask_problems(min_n=65, max_n=140, max_side=16))
 def test_numba_mask_decay_in_blocks_agrees_with_reference(problem):
     # more than 64 candidates: at least two blocks of decay columns
