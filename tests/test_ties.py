@@ -9,6 +9,7 @@ sort by an unstable one changes a result. Each problem runs on every CPU place, 
 
 from __future__ import annotations
 
+import math
 from importlib.util import find_spec
 
 import numpy as np
@@ -214,3 +215,43 @@ def test_multiclass_sixty_equal_isolated_boxes_rank_by_class_then_box_index():
                                                                            "keep_top_k": 40}))
         assert out[:, 0].tolist() == [1.0] * 25 + [2.0] * 15, place.name
         assert index[:, 0].tolist() == list(range(25)) + list(range(15)), place.name
+
+
+# ---------------------------------------------------------------------------------------------- Soft-NMS, float32
+
+
+def float32_tie():
+    """float32 scores whose float64 decayed values differ but round to the same float32.
+
+    Candidate 2 (0.9) overlaps candidate 0 (0.75) at an IoU chosen so that 0.75's decayed value is 2**-27
+    below 0.5 in float64, a quarter of float32's spacing there; candidate 1 (0.5) overlaps nothing. Selection
+    in float64 is 2, 1, 0; in float32 candidates 0 and 1 tie at 0.5, and ties go to the lower index: 2, 0, 1.
+    """
+    target = 0.5 - 2.0**-27
+    iou = math.sqrt(-0.5 * math.log(target / 0.75))  # gaussian, sigma 0.5: 0.75 * exp(-iou^2 / 0.5) = target
+    boxes = np.array([[0.0, 0.0, 1.0, iou], [5.0, 5.0, 6.0, 6.0], [0.0, 0.0, 1.0, 1.0]])
+    return np.array([0.75, 0.5, 0.9], dtype=np.float32), boxes, target
+
+
+def test_soft_nms_float32_rounding_ties_go_to_the_lower_index():
+    scores, boxes, target = float32_tie()
+    ref_keep, ref_decayed = ref_base.soft_nms(ref_base.pairwise_iou(boxes=boxes), scores)
+    assert ref_keep == [2, 1, 0] and ref_decayed[2] < 0.5 and np.float32(ref_decayed[2]) == np.float32(0.5)
+    for place, name in places("soft_nms_boxes"):
+        keep, decayed = soft_nms(place.asarray(scores), boxes=place.asarray(boxes), backend=name)
+        assert numpy_of(place, keep).tolist() == [2, 0, 1], place.name
+        assert numpy_of(place, decayed).tolist() == [np.float32(0.9), 0.5, 0.5], place.name
+
+
+def test_soft_nms_many_float32_rounding_ties_go_to_the_lower_index():
+    # 50 copies of the pattern side by side: 50 decayed candidates tie in float32 with 50 undecayed ones
+    scores, boxes, _ = float32_tie()
+    n = 50
+    shift = np.array([10.0, 0.0, 10.0, 0.0])
+    all_boxes = np.concatenate([boxes[[0]] + shift * k for k in range(n)] + [boxes[[1]] + shift * k
+                               for k in range(n)] + [boxes[[2]] + shift * k for k in range(n)])
+    all_scores = np.repeat(scores, n)
+    expected = list(range(2 * n, 3 * n)) + list(range(2 * n))
+    for place, name in places("soft_nms_boxes"):
+        keep, _ = soft_nms(place.asarray(all_scores), boxes=place.asarray(all_boxes), backend=name)
+        assert numpy_of(place, keep).tolist() == expected, place.name
