@@ -5,11 +5,12 @@
     python tools/mutate.py --only 'stable' --max 0 # every mutant whose id or edit matches the pattern
     python tools/mutate.py --jobs 2 --tests tests/test_ties.py   # two at a time, one test module for all
 
-Why not mutmut: mutmut 3 rewrites every function into a "trampoline" that dispatches to mutated copies at run
-time; Numba cannot compile those trampolines (``@njit`` functions become plain Python calling into mutmut's
-globals), and its per-mutant full-suite runs do not fit a 2-core machine. This driver instead edits the
-source text, one mutant at a time, in a private copy of the repository, and runs only the test modules that
-cover the mutated file.
+Why not mutmut: mutmut 3 mutates through "trampolines" (each function replaced by a dispatcher to mutated
+copies) and leaves decorated functions alone (boxed/mutmut#336, #387): here every kernel is decorated
+(``@njit`` in the Numba backends, ``@register`` in ``_generic*``), so most of the code would never be
+mutated, and a trampoline inside an ``@njit`` function could not be compiled anyway. Its per-mutant runs of
+the whole suite would not fit a 2-core machine either. This driver instead edits the source text, one
+mutant at a time, in a private copy of the repository, and runs only the test modules that cover the file.
 
 How it runs. The working tree (``git ls-files --cached --others --exclude-standard``: tracked and untracked,
 not ignored) is copied once per job into a temporary directory. For each mutant the file is rewritten, the
