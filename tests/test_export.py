@@ -3,9 +3,9 @@
 Every path is compared with the loop reference (``tests/reference.py``, float64) and with
 ``matrix_nms(..., backend="generic")`` on the same Torch inputs without the padding: the first ``num_valid``
 rows must hold the same indices in the same order (as the reference's up to float32 rounding of ties) and
-the same decayed scores, the rest the documented fill (-1 and 0). Inputs are padded to the static shape with garbage rows
-(high scores, random masks / boxes) marked ``valid = False``, placed among the real rows, so a padding row
-that leaked into the result would show. ONNX graphs are exported once per configuration (module-scoped
+the same decayed scores, the rest the documented fill (-1 and 0). Inputs are padded to the static shape with
+garbage rows (high scores, random masks / boxes) marked ``valid = False``, placed among the real rows, so a
+padding row that leaked into the result would show. ONNX graphs are exported once per configuration (module-scoped
 fixture) and many hypothesis inputs go through the same onnxruntime session.
 """
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from helpers import requires
+from helpers import needs_cuda, requires
 from matrixnms import (
     box_iou, mask_iou, mask_nms, matrix_nms, multiclass_matrix_nms, multiclass_matrix_nms_padded, nms, soft_nms,
 )
@@ -222,3 +222,16 @@ def test_export_onnx_names_a_missing_package(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_onnxscript)
     with pytest.raises(ImportError, match=r"ONNX export needs the package 'onnxscript' \(pip install onnx onnxscript\)"):
         export_onnx(torch.nn.Identity(), (torch.zeros(1),), tmp_path / "x.onnx")
+
+
+@needs_cuda
+def test_arrays_on_different_devices_are_a_type_error():
+    import torch
+
+    from matrixnms.export import matrix_nms_static
+
+    scores, masks = torch.tensor(S), torch.from_numpy(M).cuda()
+    with pytest.raises(TypeError, match="masks is on cuda:0 but scores is on cpu"):
+        matrix_nms(scores, masks)
+    with pytest.raises(TypeError, match="masks is on cuda:0 but scores is on cpu"):
+        matrix_nms_static(scores.float(), masks)

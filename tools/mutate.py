@@ -18,13 +18,15 @@ mapped tests run there (``python -m pytest -x -q -p no:cacheprovider``, ``HYPOTH
 copy as cwd so its package shadows any installed one), and the original file is restored with its original
 modification time. Each copy has its own ``NUMBA_CACHE_DIR``, warmed once before the first mutant, so Numba
 recompiles only the mutated module (and that module again when it is restored: the cache is keyed by the
-file's path and modification time). A mutant is *killed* when the tests fail or time out (``--timeout``,
-240 s), *survived* when they pass. The score is reported separately for behaviour and validation mutants.
+file's path and modification time). A mutant is *killed* when the tests fail, *survived* when they pass, and
+*timeout* when they give no result within ``--timeout`` (240 s; an infinite loop, or a busy machine: rerun
+those with ``--only ID --timeout 900``), not counted as killed. The score is reported separately for
+behaviour and validation mutants.
 
 Sites are found from source patterns (tokens and the AST), never line numbers, in ``matrixnms/**/*.py``
 except ``bench/`` (and ``bench.py``), ``cli.py``, ``scenes.py``, ``_transcription.py``, ``__init__.py`` and
-backends that cannot run here (``_torch`` without torch, ``_cupy`` without a CUDA device), so they survive files moving. Strings,
-docstrings and comments are never edited; module-level tunables (names ending in ``_BYTES``, ``_PAIRS``,
+backends that cannot run here (``_torch`` without torch, ``_cupy`` without a CUDA device), so they survive
+files moving. Strings, docstrings and comments are never edited; module-level tunables (names ending in ``_BYTES``, ``_PAIRS``,
 ``_PAIR``, ``EXACT_F32``) are skipped: a different memory budget is not a behaviour.
 A mutant that does not compile is dropped.
 
@@ -422,7 +424,7 @@ def run_mutant(mutant: Mutant, copy: Path, tests: list[str], timeout: float) -> 
         if proc.returncode not in (0, 1):
             detail = f"pytest exit {proc.returncode}: {detail}"
     except subprocess.TimeoutExpired:
-        status, detail = "killed", f"timeout after {timeout:.0f} s"
+        status, detail = "timeout", f"no result within {timeout:.0f} s"
     finally:
         path.write_text(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the Numba cache stays valid
@@ -438,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed, default 0")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy")
     parser.add_argument("--tests", nargs="+", help="test files or node ids for every mutant (default: by file)")
-    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant (a timeout kills)")
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant; no result by then: 'timeout'")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
 
@@ -481,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             copies.put(copy)
         results.append({**asdict(mutant), "id": mutant.id, "status": status, "seconds": seconds, "detail": detail})
         print(f"[{next(counter)}/{len(mutants)}] {status.upper():8} {seconds:6.1f}s  {mutant.describe()}"
-              + (f"\n    {detail}" if status == "killed" else ""), flush=True)
+              + (f"\n    {detail}" if status != "survived" else ""), flush=True)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -494,10 +496,12 @@ def main(argv: list[str] | None = None) -> int:
         group = [r for r in results if r["kind"] == kind]
         if group:
             killed = sum(r["status"] == "killed" for r in group)
-            print(f"  {kind:10}: {killed}/{len(group)} killed ({100 * killed / len(group):.1f} %)")
-    survivors = sorted((r for r in results if r["status"] == "survived"), key=lambda r: r["id"])
+            timeouts = sum(r["status"] == "timeout" for r in group)
+            print(f"  {kind:10}: {killed}/{len(group)} killed ({100 * killed / len(group):.1f} %)"
+                  + (f", {timeouts} timed out (rerun them with a larger --timeout)" if timeouts else ""))
+    survivors = sorted((r for r in results if r["status"] != "killed"), key=lambda r: r["id"])
     for r in survivors:
-        print(f"  SURVIVED {r['id']} [{r['kind']}] {r['old'].strip()!r} -> {r['new'].strip()!r}")
+        print(f"  {r['status'].upper()} {r['id']} [{r['kind']}] {r['old'].strip()!r} -> {r['new'].strip()!r}")
     if args.json:
         args.json.write_text(json.dumps(sorted(results, key=lambda r: r["id"]), indent=1))
     return 0 if not survivors else 2
