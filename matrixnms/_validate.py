@@ -370,7 +370,9 @@ def check_paddle_options(num_classes: int, score_threshold: Any, post_threshold:
     if not -1 <= background_label < num_classes:
         raise ValueError(f"background_label must be -1 (none) or a class index in [0, {num_classes}), "
                          f"got {background_label}")
-    if not isinstance(normalized, bool) and type(normalized).__name__ != "bool_":
+    # a NumPy bool scalar (np.bool_, named "bool" under NumPy 2) is a bool too; 0/1 ints are not
+    if not isinstance(normalized, bool) and not (type(normalized).__module__ == "numpy"
+                                                 and type(normalized).__name__ in ("bool", "bool_")):
         raise TypeError(f"normalized must be a bool, got {type(normalized).__name__}")
     return score_threshold, post_threshold, nms_top_k, keep_top_k, sigma
 

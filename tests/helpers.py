@@ -122,3 +122,15 @@ BACKENDS = [pytest.param(key, marks=_marks(library, device, backend)) for key, l
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, dtype: str) -> None:
     np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=ATOL[dtype])
+
+
+def borderline(decayed: list[float], options: dict) -> bool:
+    """True when float32 rounding may flip a post_threshold or post_top_k decision of the float64 reference:
+    ``decayed`` are the reference's decayed scores without those two options."""
+    tol = 2 * RTOL["float32"]
+    threshold = options.get("post_threshold")
+    if threshold is not None and any(abs(d - threshold) <= tol * max(1.0, threshold) for d in decayed):
+        return True
+    k = options.get("post_top_k")
+    ranked = sorted(decayed, reverse=True)
+    return k is not None and 0 < k < len(ranked) and ranked[k - 1] - ranked[k] <= tol * max(1.0, ranked[k - 1])

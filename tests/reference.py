@@ -125,3 +125,33 @@ def matrix_nms(scores, masks=None, boxes=None, labels=None, kernel="gaussian", s
     if post_top_k is not None:
         results = results[:post_top_k]
     return [i for _, i in results], [d for d, _ in results]
+
+
+def matrix_nms_by_label(scores, masks=None, boxes=None, labels=None, kernel="gaussian", sigma=0.5,
+                        score_threshold=None, post_threshold=None, pre_top_k=None, post_top_k=None):
+    """``matrix_nms`` with ``labels``, computing the pairwise loops one label at a time.
+
+    The same result as ``matrix_nms`` (IoU across labels is 0, and a term with IoU 0 never lowers the
+    minimum), in time quadratic per label instead of over all candidates, so that a scene of hundreds of
+    labelled masks (the README's) stays quick. Thresholds and top-k are applied over all labels, in the
+    order of ``matrix_nms``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    candidates = [i for i in range(len(scores)) if score_threshold is None or scores[i] >= score_threshold]
+    candidates.sort(key=lambda i: (-scores[i], i))
+    if pre_top_k is not None:
+        candidates = candidates[:pre_top_k]
+    results = []
+    for label in sorted({int(labels[i]) for i in candidates}):
+        members = [i for i in candidates if int(labels[i]) == label]  # still by descending score
+        items = {"masks": np.asarray(masks)[members]} if masks is not None else {
+            "boxes": np.asarray(boxes)[members]}
+        keep, decayed = matrix_nms(scores[members], kernel=kernel, sigma=sigma, **items)
+        results += [(d, members[k]) for k, d in zip(keep, decayed)]
+    if post_threshold is not None:
+        results = [(d, i) for d, i in results if d >= post_threshold]
+    results.sort(key=lambda r: (-r[0], r[1]))
+    if post_top_k is not None:
+        results = results[:post_top_k]
+    return [i for _, i in results], [d for d, _ in results]

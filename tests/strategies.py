@@ -130,3 +130,97 @@ def box_problems(draw, max_n: int = 12):
     s = draw(scores(n))
     lab = draw(optional_labels(n))
     return s, b, lab, draw(nms_options(n))
+
+
+# --- many exact ties: 40-200 candidates, few distinct scores, duplicated masks / boxes ---------------------
+#
+# Sorts that must be stable (argsort(..., stable=True), Numba's kind="mergesort") are only distinguishable
+# from unstable ones on long runs of equal keys: NumPy's and Numba's quicksorts are insertion sorts below 16
+# elements, hence stable there. These problems have runs of dozens of equal scores per label.
+
+TIE_SCORES = (0.25, 0.5, 0.75, 0.9)
+
+
+@st.composite
+def tie_scores(draw, n: int, dtype=np.float64):
+    """(N,) scores drawn from one to four values of ``TIE_SCORES``: long runs of exact ties."""
+    values = draw(st.lists(st.sampled_from(TIE_SCORES), min_size=1, max_size=4, unique=True))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return np.random.default_rng(seed).choice(values, size=n).astype(dtype)
+
+
+@st.composite
+def tie_labels(draw, n: int):
+    """labels with one to three classes (dozens of candidates per class), or None."""
+    if draw(st.booleans()):
+        return None
+    classes = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return np.random.default_rng(seed).integers(0, classes, n).astype(np.int64)
+
+
+@st.composite
+def tie_masks(draw, n: int, max_side: int = 16):
+    """(N, H, W) masks copied from a few base rectangles: exact duplicates, shifted copies, empty masks."""
+    h = draw(st.integers(4, max_side))
+    w = draw(st.integers(4, max_side))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    bases = np.zeros((draw(st.integers(1, 8)), h, w), dtype=bool)
+    for base in bases:
+        y0, y1 = sorted(rng.integers(0, h, 2))
+        x0, x1 = sorted(rng.integers(0, w, 2))
+        base[y0:y1 + 1, x0:x1 + 1] = True
+    p_empty = draw(st.sampled_from([0.0, 0.2, 0.5]))
+    out = np.zeros((n, h, w), dtype=bool)
+    for k in range(n):
+        r = rng.random()
+        if r < p_empty:
+            continue  # empty: overlaps nothing, keeps its score, ties with its equals
+        out[k] = bases[rng.integers(len(bases))]
+        if r > 0.8:
+            out[k] = np.roll(out[k], (rng.integers(-1, 2), rng.integers(-1, 2)), axis=(0, 1))
+    return out
+
+
+@st.composite
+def tie_boxes(draw, n: int):
+    """(N, 4) boxes copied from a few bases: exact duplicates, integer shifts, disjoint far-away boxes."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    corner = np.round(rng.uniform(0, 20, (draw(st.integers(1, 8)), 2)))
+    bases = np.concatenate([corner, corner + np.round(rng.uniform(2, 12, corner.shape))], axis=1)
+    p_far = draw(st.sampled_from([0.0, 0.2, 0.5]))
+    out = np.zeros((n, 4))
+    for k in range(n):
+        r = rng.random()
+        if r < p_far:
+            out[k] = [1000.0 + 10 * k, 0.0, 1005.0 + 10 * k, 5.0]  # disjoint from everything
+            continue
+        out[k] = bases[rng.integers(len(bases))]
+        if r > 0.8:
+            out[k] += rng.integers(-1, 2, 4).clip(0, None) * [0, 0, 1, 1]
+    return out
+
+
+@st.composite
+def tie_options(draw, n: int):
+    """matrix_nms options for tie problems: the kernel, and sometimes a top-k that cuts through a tie."""
+    opts = {"kernel": draw(st.sampled_from(["gaussian", "linear"]))}
+    if draw(st.booleans()):
+        opts["pre_top_k"] = draw(st.integers(1, n))
+    if draw(st.booleans()):
+        opts["post_top_k"] = draw(st.integers(1, n))
+    return opts
+
+
+@st.composite
+def many_tie_mask_problems(draw, min_n: int = 40, max_n: int = 200, max_side: int = 16):
+    """(scores, masks, labels or None, options) with ``min_n``-``max_n`` candidates and many exact ties."""
+    n = draw(st.integers(min_n, max_n))
+    return draw(tie_scores(n)), draw(tie_masks(n, max_side)), draw(tie_labels(n)), draw(tie_options(n))
+
+
+@st.composite
+def many_tie_box_problems(draw, min_n: int = 40, max_n: int = 200):
+    """(scores, boxes, labels or None, options) with ``min_n``-``max_n`` candidates and many exact ties."""
+    n = draw(st.integers(min_n, max_n))
+    return draw(tie_scores(n)), draw(tie_boxes(n)), draw(tie_labels(n)), draw(tie_options(n))

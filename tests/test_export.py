@@ -1,10 +1,11 @@
 """Static-shape Matrix NMS (matrixnms.export) against matrix_nms: eager, TorchScript, torch.compile, ONNX.
 
-Every path is compared with ``matrix_nms(..., backend="generic")`` on the same Torch inputs without the
-padding: the first ``num_valid`` rows must hold the same indices in the same order and the same decayed
-scores, the rest the documented fill (-1 and 0). Inputs are padded to the static shape with garbage rows
-(high scores, random masks / boxes) marked ``valid = False``, placed among the real rows, so a padding row
-that leaked into the result would show. ONNX graphs are exported once per configuration (module-scoped
+Every path is compared with the loop reference (``tests/reference.py``, float64) and with
+``matrix_nms(..., backend="generic")`` on the same Torch inputs without the padding: the first ``num_valid``
+rows must hold the same indices in the same order (as the reference's up to float32 rounding of ties) and
+the same decayed scores, the rest the documented fill (-1 and 0). Inputs are padded to the static shape with
+garbage rows (high scores, random masks / boxes) marked ``valid = False``, placed among the real rows, so a
+padding row that leaked into the result would show. ONNX graphs are exported once per configuration (module-scoped
 fixture) and many hypothesis inputs go through the same onnxruntime session.
 """
 
@@ -16,11 +17,12 @@ from importlib.util import find_spec
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import reference
 import strategies
-from helpers import assert_close
+from helpers import assert_close, borderline
 
 torch = pytest.importorskip("torch")
 
@@ -111,6 +113,25 @@ def check_agreement(problem: dict, outputs, options: dict | None = None) -> None
     np.testing.assert_array_equal(keep[:count], problem["rows"][ref_keep.numpy()])
     assert_close(decayed[:count], ref_decayed.numpy(), "float32")
     assert np.all(keep[count:] == -1) and np.all(decayed[count:] == 0)
+    check_reference(problem, keep[:count], decayed[:count], options, "float32")
+
+
+def check_reference(problem: dict, keep: np.ndarray, decayed: np.ndarray, options: dict, dtype: str) -> None:
+    """``keep`` (padded rows) and ``decayed`` of the real rows against the float64 loop reference."""
+    items = {problem["kind"]: problem["items"]}
+    exact = problem["scores"].astype(np.float64)  # the very values the library saw
+    ref_keep, ref_decayed = reference.matrix_nms(exact, labels=problem["labels"], **items, **options)
+    if dtype == "float32":
+        unfiltered = {k: v for k, v in options.items() if k not in ("post_threshold", "post_top_k")}
+        assume(not borderline(reference.matrix_nms(exact, labels=problem["labels"], **items, **unfiltered)[1],
+                              options))
+    assert len(keep) == len(ref_keep)
+    expected = problem["rows"][np.asarray(ref_keep, dtype=np.int64)]
+    assert_close(decayed, np.asarray(ref_decayed), dtype)
+    if dtype == "float64":
+        np.testing.assert_array_equal(keep, expected)
+    else:  # equal float64 decayed scores may round apart in float32, and the reverse: compare the sets
+        assert sorted(keep.tolist()) == sorted(expected.tolist())
 
 
 def run_static(problem: dict, **options):
@@ -144,6 +165,7 @@ def test_float64_scores_and_mask_dtypes_match_matrix_nms(problem, mask_dtype):
     assert count == len(ref_keep)
     np.testing.assert_array_equal(keep[:count].numpy(), problem["rows"][ref_keep.numpy()])
     assert_close(decayed[:count].numpy(), ref_decayed.numpy(), "float64")
+    check_reference(problem, keep[:count].numpy(), decayed[:count].numpy(), problem["options"], "float64")
 
 
 def test_hand_worked_boxes_pad_to_post_top_k():
@@ -358,6 +380,10 @@ def test_onnxruntime_matches_matrix_nms_on_a_solo_like_scene(tmp_path):
     assert 0 < int(num_valid) == len(ref_keep) <= 100
     np.testing.assert_array_equal(keep[: len(ref_keep)], ref_keep.numpy())
     assert_close(decayed[: len(ref_keep)], ref_decayed.numpy(), "float32")
+    loop_keep, loop_decayed = reference.matrix_nms_by_label(scores, masks, labels=labels, **options)
+    assert len(loop_keep) == len(ref_keep)
+    assert_close(decayed[: len(ref_keep)], np.asarray(loop_decayed), "float32")
+    assert sorted(keep[: len(ref_keep)].tolist()) == sorted(loop_keep)
 
 
 @needs_onnx

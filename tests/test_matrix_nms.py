@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import reference
 import strategies
-from helpers import RTOL, assert_close
+from helpers import RTOL, assert_close, borderline
 from matrixnms import matrix_nms
 
 
@@ -32,17 +32,6 @@ def run(backend, scores, masks=None, boxes=None, labels=None, **options):
     assert str(keep.dtype).endswith("int64")
     assert decayed.dtype == s.dtype
     return backend.to_numpy(keep), backend.to_numpy(decayed)
-
-
-def borderline(decayed: list[float], options: dict) -> bool:
-    """True when float32 rounding may flip a post_threshold or post_top_k decision of the reference."""
-    tol = 2 * RTOL["float32"]
-    threshold = options.get("post_threshold")
-    if threshold is not None and any(abs(d - threshold) <= tol * max(1.0, threshold) for d in decayed):
-        return True
-    k = options.get("post_top_k")
-    ranked = sorted(decayed, reverse=True)
-    return k is not None and 0 < k < len(ranked) and ranked[k - 1] - ranked[k] <= tol * max(1.0, ranked[k - 1])
 
 
 def check_against_reference(backend, scores, masks=None, boxes=None, labels=None, **options):

@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import reference_paddle
-from helpers import ATOL, RTOL, requires
+from helpers import ATOL, RTOL, assert_close, requires
 from matrixnms import multiclass_matrix_nms, multiclass_matrix_nms_padded
 
 # Keeps the loop reference fast: about this many (candidate, candidate) pairs per drawn batch at most
@@ -384,19 +384,24 @@ def test_integer_boxes_and_mixed_float_types(backend):
 
 @requires("numba")
 @pytest.mark.parametrize("kernel", ["linear", "gaussian"])
-def test_numba_and_generic_paths_agree_on_a_large_threaded_problem(kernel):
-    """M = 1000, C = 80, nms_top_k = 400: large enough for the threaded Numba path and top-k selection."""
+def test_threaded_numba_and_generic_paths_agree_with_the_reference_on_a_large_problem(kernel, monkeypatch):
+    """M = 1000 boxes, C = 12 classes of ~990 candidates each, cut to nms_top_k = 120 (the top-k selection),
+    with Numba's threaded path forced on, both paths against the Paddle loop reference."""
+    numba_multiclass = pytest.importorskip("matrixnms.backends._numba_multiclass")
+    monkeypatch.setattr(numba_multiclass, "_PARALLEL_PAIRS", 1)
     rng = np.random.default_rng(7)
     centers = rng.uniform(0, 600, (1, 1000, 2))
     sizes = rng.uniform(10, 120, (1, 1000, 2))
     boxes = np.concatenate([centers, centers + sizes], axis=2)
-    scores = rng.random((1, 80, 1000))
-    options = dict(score_threshold=0.01, post_threshold=0.01, nms_top_k=400, keep_top_k=300, kernel=kernel)
-    fast = multiclass_matrix_nms(boxes, scores, backend="numba", **options)
-    generic = multiclass_matrix_nms(boxes, scores, backend="generic", **options)
-    np.testing.assert_array_equal(fast[1], generic[1])
-    np.testing.assert_array_equal(fast[2], generic[2])
-    np.testing.assert_allclose(fast[0], generic[0], rtol=RTOL["float64"], atol=ATOL["float64"])
+    scores = rng.random((1, 12, 1000))
+    options = dict(score_threshold=0.01, post_threshold=0.01, nms_top_k=120, keep_top_k=300, kernel=kernel)
+    ref_out, ref_num, ref_index = reference(boxes, scores, **options)
+    assert ref_num[0] == 300  # keep_top_k binds
+    for name in ("numba", "generic"):
+        out, rois_num, index = multiclass_matrix_nms(boxes, scores, backend=name, **options)
+        np.testing.assert_array_equal(rois_num, ref_num)
+        np.testing.assert_array_equal(index, ref_index)
+        np.testing.assert_allclose(out, ref_out, rtol=RTOL["float64"], atol=ATOL["float64"])
 
 
 @requires("torch")
@@ -418,8 +423,20 @@ def test_padded_variant_is_captured_by_torch_export():
 
     graph = torch.export.export(PostProcess(), inputs()).module()
     boxes, scores = inputs()  # new values: nothing data-dependent may be baked into the graph
-    for exported, eager in zip(graph(boxes, scores), PostProcess()(boxes, scores)):
+    exported_results = graph(boxes, scores)
+    for exported, eager in zip(exported_results, PostProcess()(boxes, scores)):
         torch.testing.assert_close(exported, eager, rtol=0, atol=0)
+    # and both hold the reference's detections, image by image, then padding
+    out, rois_num, index = (x.numpy() for x in exported_results)
+    ref_out, ref_num, ref_index = reference(boxes.numpy(), scores.numpy(), np.float32, score_threshold=0.05,
+                                            post_threshold=0.05, nms_top_k=8, keep_top_k=6, background_label=-1)
+    np.testing.assert_array_equal(rois_num, ref_num)
+    starts = np.concatenate([[0], np.cumsum(ref_num)])
+    for b in range(2):
+        rows = slice(starts[b], starts[b + 1])
+        np.testing.assert_array_equal(index[b, :ref_num[b]], ref_index[rows, 0])
+        assert_close(out[b, :ref_num[b]], ref_out[rows], "float32")
+        assert np.all(index[b, ref_num[b]:] == -1)
 
 
 # ---------------------------------------------------------------------------------------------- bad input
