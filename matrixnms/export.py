@@ -21,12 +21,21 @@ minimum taken over exponents, linear duplicates ignored as suppressors), so no N
 
 Limits of the static graph:
 
-- Mask intersections are exact integer counts from a float32 matmul, which is exact while ``H * W <=
-  2**24`` (16.7 M pixels, e.g. 4096 x 4096); larger masks are rejected. Keep the graph in float32 when
-  converting it further (e.g. TensorRT): fp16 accumulation would make the counts inexact.
-- Memory: (K, H * W) float32 masks, (K, K) IoU and (N, N) booleans for the ranking. Time is dominated by
-  the (K, H * W) x (H * W, K) matmul: every pair is counted, unlike the Numba kernel that skips pairs
-  whose boxes or labels differ.
+- Mask intersections and areas are exact integer counts, under any precision setting of a runtime. The
+  masks become uint8 rows and go through one custom op, ``matrixnms::upper_overlaps``: eager, compiled and
+  scripted Torch count with a float32 matmul (exact while ``H * W <= 2**24``, the limit checked for every
+  path), the ONNX graph with ``MatMulInteger`` (uint8 x int8 -> int32), only for the block upper triangle
+  the decay reads. No float op touches the masks, so OpenVINO's bf16 / f16 ``INFERENCE_PRECISION_HINT``
+  (its CPU default where the CPU has bf16) cannot round a count, and the graph has no float MatMul or
+  Conv: OpenVINO's CPU plugin keeps the float ops after the last such "significant" node (here: all of
+  them, the IoU, decay and ranking) in f32. A runtime that lowers every float op to fp16 (TensorRT with
+  the FP16 flag and no precision constraints) would round IoUs and decayed scores, so near-ties could be
+  reordered: keep it in FP32 (no ``--fp16`` in trtexec; TensorRT is not tested here). ``export_onnx``
+  passes the lowering (``ONNX_TRANSLATIONS``); export a model by other means with
+  ``custom_translation_table=ONNX_TRANSLATIONS``.
+- Memory: (K, H * W) uint8 masks, (K, K) IoU and (N, N) booleans for the ranking. Time is dominated by
+  the integer matmul: every pair of a row block with the blocks after it is counted, unlike the Numba kernel
+  that skips pairs whose boxes or labels differ.
 - Inside a compiled or exported graph values are not checked (no data-dependent errors are possible):
   eager calls raise for NaN scores, non-binary masks and inverted boxes; a graph treats a non-finite score
   as not a candidate and computes inverted boxes without raising.
@@ -67,7 +76,7 @@ from torch import Tensor
 from . import _config
 from ._validate import check_export_model, check_nms_options, check_onnx_graph, check_static_form
 
-# float32 sums of 0/1 values (the intersection counts) are exact up to 2**24 (the check reads _config)
+# eager float32 sums of 0/1 values (the intersection counts) are exact up to 2**24 (the check reads _config)
 MAX_MASK_PIXELS = _config.EXACT_F32
 MIN_OPSET = 18
 DEFAULT_OPSET = 18
@@ -119,19 +128,108 @@ def _safe_ratio(inter: Tensor, union: Tensor) -> Tensor:
     return torch.where(positive, inter / torch.where(positive, union, union.new_ones(())), union.new_zeros(()))
 
 
+def _count_blocks(k: int) -> int:
+    """Row blocks of the ONNX overlap counts: blocks of >= 128 rows (at most 4), so only the block upper
+    triangle is multiplied (10 of 16 blocks at 4) while each MatMulInteger stays large enough to be efficient."""
+    return max(1, min(4, k // 128))
+
+
+@torch.library.custom_op("matrixnms::upper_overlaps", mutates_args=())
+def upper_overlaps(rows: Tensor, blocks: int) -> Tensor:
+    """Pixel overlap counts (K, K) int32 of 0/1 ``rows`` (K, P) uint8, exact for ``i <= j``.
+
+    Entries below the diagonal are unspecified (an exported graph leaves whole blocks of them 0). Eager,
+    compiled and scripted Torch count with one float32 matmul (exact while P <= 2**24); the ONNX graph
+    counts with ``MatMulInteger`` on uint8 x int8 blocks (int32 accumulation; ``ONNX_TRANSLATIONS``).
+    ``blocks`` only shapes the ONNX graph.
+    """
+    flat = rows.to(torch.float32)
+    return torch.matmul(flat, flat.t()).to(torch.int32)
+
+
+@upper_overlaps.register_fake
+def _upper_overlaps_shape(rows: Tensor, blocks: int) -> Tensor:
+    return rows.new_empty((rows.shape[0], rows.shape[0]), dtype=torch.int32)
+
+
+def _upper_overlaps_onnx(rows: Any, blocks: int) -> Any:
+    """ONNX for ``upper_overlaps``: integer counts only (no float op touches the masks), block upper triangle.
+
+    Row block r (rows [r*s, (r+1)*s)) is multiplied with the columns from r*s on, then padded on the left with
+    zeros; the blocks are stacked. ``MatMulInteger`` (uint8 x int8 -> int32) runs on integer kernels in
+    onnxruntime (MLAS) and is an int32 MatMul in OpenVINO: no ``INFERENCE_PRECISION_HINT`` applies to it.
+    """
+    from onnx import TensorProto
+    from onnxscript import opset18 as op
+
+    k = rows.shape[0] if blocks > 1 else 0
+    columns = op.Transpose(op.Cast(rows, to=TensorProto.INT8), perm=[1, 0])
+    if blocks <= 1 or k is None:
+        return op.MatMulInteger(rows, columns)
+    size = -(-int(k) // blocks)
+    strips = []
+    for start in range(0, int(k), size):
+        stop = min(start + size, int(k))
+        block_rows = op.Slice(rows, op.Constant(value_ints=[start]), op.Constant(value_ints=[stop]),
+                              op.Constant(value_ints=[0]))
+        block_cols = op.Slice(columns, op.Constant(value_ints=[start]), op.Constant(value_ints=[int(k)]),
+                              op.Constant(value_ints=[1]))
+        strip = op.MatMulInteger(block_rows, block_cols)
+        if start:
+            strip = op.Pad(strip, op.Constant(value_ints=[0, start, 0, 0]))
+        strips.append(strip)
+    return op.Concat(*strips, axis=0)
+
+
+def _stable_sort_onnx(values: Any, stable: Optional[bool] = None, dim: int = -1, descending: bool = False) -> Any:
+    """ONNX for ``aten.sort.stable`` (which the exporter cannot lower), stable in every runtime.
+
+    ONNX specifies that TopK breaks ties by the lower index, but OpenVINO's CPU TopK does not (tested: equal
+    scores come out in another order). So ties are broken explicitly: TopK over the whole axis (ties adjacent,
+    in any order), a group number per run of equal values (CumSum of the changes), then an exact integer
+    TopK of ``group * size + index``, unique keys whose order is the stable one. The keys stay below
+    ``size**2 < 2**31``: exact even where OpenVINO narrows int64 to int32.
+    """
+    from onnx import TensorProto
+    from onnxscript import opset18 as op
+
+    length = values.shape[dim] if values.shape is not None else None
+    size = op.Gather(op.Shape(values), op.Constant(value_ints=[dim]))
+    by_value, index = op.TopK(values, size, axis=dim, largest=1 if descending else 0, sorted=1)
+    if length is not None and int(length) <= 1:
+        return by_value, index
+    if length is None or int(length) > _MAX_SORT_LENGTH:
+        raise ValueError(f"a stable sort in an ONNX graph needs a static axis of at most {_MAX_SORT_LENGTH}, "
+                         f"got {length}")
+    head = op.Slice(by_value, op.Constant(value_ints=[0]), op.Constant(value_ints=[-1]), op.Constant(value_ints=[dim]))
+    tail = op.Slice(by_value, op.Constant(value_ints=[1]), op.Constant(value_ints=[int(length)]),
+                    op.Constant(value_ints=[dim]))
+    change = op.Cast(op.Not(op.Equal(head, tail)), to=TensorProto.INT64)
+    first = op.Slice(op.Mul(change, op.Constant(value_int=0)), op.Constant(value_ints=[0]), op.Constant(value_ints=[1]),
+                     op.Constant(value_ints=[dim]))
+    group = op.CumSum(op.Concat(first, change, axis=dim), op.Constant(value_int=dim))
+    key = op.Add(op.Mul(group, op.Constant(value_int=int(length))), index)
+    _, position = op.TopK(key, size, axis=dim, largest=0, sorted=1)
+    return op.GatherElements(by_value, position, axis=dim), op.GatherElements(index, position, axis=dim)
+
+
+# group * size + index < 2**31
+_MAX_SORT_LENGTH = 46340
+
+
+# the exporter's lowerings of what it cannot lower itself: this module's custom op and the stable sort;
+# export_onnx passes them (torch.onnx.export(..., custom_translation_table=ONNX_TRANSLATIONS) to export a
+# model some other way)
+ONNX_TRANSLATIONS = {torch.ops.matrixnms.upper_overlaps.default: _upper_overlaps_onnx,
+                     torch.ops.aten.sort.stable: _stable_sort_onnx}
+
+
 def _mask_iou_sorted(masks: Tensor, order: Tensor, dtype: torch.dtype) -> Tensor:
-    """(K, K) IoU of ``masks[order]`` from exact float32 counts (exact while H * W <= 2**24)."""
+    """(K, K) IoU of ``masks[order]`` from exact integer overlap counts, valid for i <= j (all the decay reads)."""
     n = masks.shape[0]
     k = order.shape[0]
-    flat = masks.reshape(n, masks.shape[1] * masks.shape[2])
-    if k == n:
-        # all rows take part: permuting the (N, N) counts is cheaper than permuting the masks
-        rows = flat.to(torch.float32)
-        inter = torch.matmul(rows, rows.t()).index_select(0, order).index_select(1, order)
-    else:
-        rows = flat.index_select(0, order).to(torch.float32)
-        inter = torch.matmul(rows, rows.t())
-    inter = inter.to(dtype)
+    rows = masks.reshape(n, masks.shape[1] * masks.shape[2]).index_select(0, order).to(torch.uint8)
+    inter = torch.ops.matrixnms.upper_overlaps(rows, _count_blocks(k)).to(dtype)
     # |A_i| = |A_i and A_i|: the areas are the diagonal, no second pass over the pixels
     area = torch.diagonal(inter)
     return _safe_ratio(inter, area[:, None] + area[None, :] - inter)
@@ -463,6 +561,7 @@ def export_onnx(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model.eval(), args, str(path), opset_version=opset, dynamo=True,
+                              custom_translation_table=ONNX_TRANSLATIONS,
                               input_names=None if input_names is None else list(input_names),
                               output_names=None if output_names is None else list(output_names),
                               external_data=False, verbose=False)
