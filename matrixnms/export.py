@@ -122,10 +122,17 @@ def _rank_first(first: Tensor, key: Tensor, tiebreak: Tensor, count: int) -> Ten
 
 
 def _safe_ratio(inter: Tensor, union: Tensor) -> Tensor:
-    """inter / union, 0 where union is 0 (two empty masks, two zero-area boxes)."""
+    """inter / union, 0 where union is 0 (two empty masks, two zero-area boxes), exactly 1 where inter = union.
+
+    The exact 1 matters: a duplicate's linear decay is then exactly 0 in every runtime. OpenVINO may divide
+    by multiplying with a reciprocal, which can leave x / x one ulp below 1 and reorder the zero-decayed
+    duplicates (ties broken by index) behind a real, tiny decayed score.
+    """
     positive = union > 0
+    one = union.new_ones(())
     # 0-d fills broadcast: a full-size ones_like / zeros_like would be folded into the ONNX file as data
-    return torch.where(positive, inter / torch.where(positive, union, union.new_ones(())), union.new_zeros(()))
+    ratio = torch.where(inter >= union, one, inter / torch.where(positive, union, one))
+    return torch.where(positive, ratio, union.new_zeros(()))
 
 
 def _count_blocks(k: int) -> int:
