@@ -24,14 +24,14 @@ Limits of the static graph:
 - Mask intersections and areas are exact integer counts, under any precision setting of a runtime. The
   masks become uint8 rows and go through one custom op, ``matrixnms::upper_overlaps``: eager, compiled and
   scripted Torch count with a float32 matmul (exact while ``H * W <= 2**24``, the limit checked for every
-  path), the ONNX graph with ``MatMulInteger`` (uint8 x int8 -> int32), only for the block upper triangle
-  the decay reads. No float op touches the masks, so OpenVINO's bf16 / f16 ``INFERENCE_PRECISION_HINT``
-  (its CPU default where the CPU has bf16) cannot round a count, and the graph has no float MatMul or
-  Conv: OpenVINO's CPU plugin keeps the float ops after the last such "significant" node (here: all of
-  them, the IoU, decay and ranking) in f32. A runtime that lowers every float op to fp16 (TensorRT with
-  the FP16 flag and no precision constraints) would round IoUs and decayed scores, so near-ties could be
-  reordered: keep it in FP32 (no ``--fp16`` in trtexec; TensorRT is not tested here). ``export_onnx``
-  passes the lowering (``ONNX_TRANSLATIONS``); export a model by other means with
+  path), the ONNX graph with ``MatMulInteger`` (uint8 x int8 -> int32; optionally only the block upper
+  triangle the decay reads, ``COUNT_BLOCKS``). No float op touches the masks, so OpenVINO's bf16 / f16
+  ``INFERENCE_PRECISION_HINT`` (its CPU default where the CPU has bf16) cannot round a count, and the graph
+  has no float MatMul or Conv: OpenVINO's CPU plugin keeps the float ops after the last such "significant"
+  node (here: all of them, the IoU, decay and ranking) in f32. A runtime that lowers every float op to fp16
+  (TensorRT with the FP16 flag and no precision constraints) would round IoUs and decayed scores, so
+  near-ties could be reordered: keep it in FP32 (no ``--fp16`` in trtexec; TensorRT is not tested here).
+  ``export_onnx`` passes the lowering (``ONNX_TRANSLATIONS``); export a model by other means with
   ``custom_translation_table=ONNX_TRANSLATIONS``.
 - Memory: (K, H * W) uint8 masks, (K, K) IoU and (N, N) booleans for the ranking. Time is dominated by
   the integer matmul: every pair of a row block with the blocks after it is counted, unlike the Numba kernel
@@ -135,10 +135,15 @@ def _safe_ratio(inter: Tensor, union: Tensor) -> Tensor:
     return torch.where(positive, ratio, union.new_zeros(()))
 
 
+# Row blocks of the ONNX overlap counts. Measured (benchmarks/test_bench_export.py, N = 500, 200 x 336):
+# 4 blocks (only the block upper triangle multiplied, 10 of 16 blocks) saved ~4 % in onnxruntime and cost
+# ~35 % in OpenVINO (smaller int32 MatMuls, Pad, Concat), so the default is one MatMulInteger.
+COUNT_BLOCKS = 1
+
+
 def _count_blocks(k: int) -> int:
-    """Row blocks of the ONNX overlap counts: blocks of >= 128 rows (at most 4), so only the block upper
-    triangle is multiplied (10 of 16 blocks at 4) while each MatMulInteger stays large enough to be efficient."""
-    return max(1, min(4, k // 128))
+    """Row blocks for K rows: ``COUNT_BLOCKS``, but none smaller than 128 rows."""
+    return max(1, min(COUNT_BLOCKS, k // 128))
 
 
 @torch.library.custom_op("matrixnms::upper_overlaps", mutates_args=())

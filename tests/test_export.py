@@ -321,11 +321,8 @@ def onnx_sessions(tmp_path_factory):
     return sessions
 
 
-@needs_onnx
-@pytest.mark.parametrize("name", list(ONNX_CONFIGS))
-@given(data=st.data())
-def test_onnxruntime_matches_matrix_nms(onnx_sessions, name, data):
-    session, options = onnx_sessions[name]
+def graph_feed(name: str, data) -> tuple:
+    """(problem, feed): a padded problem drawn for ONNX_CONFIGS[name] and the exported graph's inputs."""
     kind, with_labels = ONNX_CONFIGS[name]["kind"], ONNX_CONFIGS[name]["labels"]
     problem = data.draw(padded_problems(kind, with_options=False))
     padded = problem["padded"]
@@ -337,6 +334,15 @@ def test_onnxruntime_matches_matrix_nms(onnx_sessions, name, data):
     feed = {"scores": padded["scores"], kind: padded["items"], "valid": padded["valid"]}
     if with_labels:
         feed["labels"] = padded["labels"]
+    return problem, feed
+
+
+@needs_onnx
+@pytest.mark.parametrize("name", list(ONNX_CONFIGS))
+@given(data=st.data())
+def test_onnxruntime_matches_matrix_nms(onnx_sessions, name, data):
+    session, options = onnx_sessions[name]
+    problem, feed = graph_feed(name, data)
     check_agreement(problem, session.run(list(OUTPUT_NAMES), feed), options)
 
 

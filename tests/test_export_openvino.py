@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_export import N_MAX, ONNX_CONFIGS, check_agreement, exported_file, padded_problems
+from test_export import ONNX_CONFIGS, check_agreement, exported_file, graph_feed
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -35,7 +35,7 @@ ov = pytest.importorskip("openvino")
 
 import onnx  # noqa: E402
 
-from matrixnms import multiclass_matrix_nms, multiclass_matrix_nms_padded  # noqa: E402
+from matrixnms import export, multiclass_matrix_nms, multiclass_matrix_nms_padded  # noqa: E402
 from matrixnms.export import (  # noqa: E402
     MULTICLASS_OUTPUT_NAMES, OUTPUT_NAMES, onnx_runner, openvino_precisions, to_onnx, to_onnx_multiclass,
 )
@@ -88,19 +88,8 @@ def test_precision_hints_are_reported():
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_openvino_matches_matrix_nms(runners, name, hint, data):
-    config = ONNX_CONFIGS[name]
-    options = {k: v for k, v in config.items() if k not in ("kind", "labels")}
-    kind, with_labels = config["kind"], config["labels"]
-    problem = data.draw(padded_problems(kind, with_options=False))
-    padded = problem["padded"]
-    if with_labels and problem["labels"] is None:
-        problem = dict(problem, labels=np.zeros(len(problem["scores"]), dtype=np.int64))
-        padded = dict(padded, labels=np.zeros(N_MAX, dtype=np.int64))
-    if not with_labels:
-        problem = dict(problem, labels=None)
-    feed = {"scores": padded["scores"], kind: padded["items"], "valid": padded["valid"]}
-    if with_labels:
-        feed["labels"] = padded["labels"]
+    options = {k: v for k, v in ONNX_CONFIGS[name].items() if k not in ("kind", "labels")}
+    problem, feed = graph_feed(name, data)
     out = runners(name, hint)(feed)
     check_agreement(problem, [out[n] for n in OUTPUT_NAMES], options)
 
@@ -158,7 +147,7 @@ def test_box_graphs_have_no_float_matmul(onnx_files):
             assert integer_count_report(onnx.load(str(onnx_files[name])), "boxes")["heavy_float"] == []
 
 
-def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path):
+def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path, monkeypatch):
     # overlap counts above 256 (where bf16 rounds integers) and K >= 256 (two row blocks of MatMulInteger):
     # the documented failure of a float matmul under bf16, exact here
     from matrixnms import matrix_nms
@@ -168,6 +157,7 @@ def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path):
     scene = mask_scene(n, height=h, width=w, num_classes=80, seed=5)
     assert scene.masks.reshape(n, -1).sum(1).max() > 256
     options = dict(kernel="gaussian", sigma=0.5, post_threshold=0.05, post_top_k=100)
+    monkeypatch.setattr(export, "COUNT_BLOCKS", 2)  # the block upper triangle (not the default) too
     path = to_onnx(tmp_path / "solo.onnx", n, (h, w), labels=True, valid=False, **options)
     assert len(integer_count_report(onnx.load(str(path)))["counts"]) >= 2
     ref_keep, ref_decayed = matrix_nms(torch.from_numpy(scene.scores), torch.from_numpy(scene.masks),
