@@ -241,7 +241,10 @@ def _mask_iou_sorted(masks: Tensor, order: Tensor, dtype: torch.dtype) -> Tensor
     n = masks.shape[0]
     k = order.shape[0]
     rows = masks.reshape(n, masks.shape[1] * masks.shape[2]).index_select(0, order).to(torch.uint8)
-    inter = torch.ops.matrixnms.upper_overlaps(rows, _count_blocks(k)).to(dtype)
+    blocks = 1
+    if not torch.jit.is_scripting():  # the block count only shapes the ONNX graph (a global: not scriptable)
+        blocks = _count_blocks(k)
+    inter = torch.ops.matrixnms.upper_overlaps(rows, blocks).to(dtype)
     # |A_i| = |A_i and A_i|: the areas are the diagonal, no second pass over the pixels
     area = torch.diagonal(inter)
     return _safe_ratio(inter, area[:, None] + area[None, :] - inter)
