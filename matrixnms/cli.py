@@ -24,7 +24,7 @@ from typing import Sequence
 
 DEMO_MODULE = "solov2_ref.demo"
 # the extra of pyproject.toml that installs a command's optional packages, where it is not the command's name
-_EXTRA_OF_PACKAGE = {"onnx": "export", "onnxscript": "export", "onnxruntime": "export"}
+_EXTRA_OF_PACKAGE = {"onnx": "export", "onnxscript": "export", "onnxruntime": "export", "openvino": "export"}
 
 
 def _sizes(text: str) -> list[int]:
@@ -265,7 +265,9 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--opset", type=int, default=None,
                         help="ONNX opset, >= 18 (default: matrixnms.export.DEFAULT_OPSET)")
     export.add_argument("--verify", action="store_true",
-                        help="run the file in onnxruntime on a synthetic scene and compare with matrix_nms")
+                        help="run the file in onnxruntime and, when installed, OpenVINO (default settings and "
+                             "each INFERENCE_PRECISION_HINT the CPU executes) on a synthetic scene and compare "
+                             "with matrix_nms")
 
 
 def _missing(command: str, error: ImportError) -> int:

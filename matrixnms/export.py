@@ -21,12 +21,21 @@ minimum taken over exponents, linear duplicates ignored as suppressors), so no N
 
 Limits of the static graph:
 
-- Mask intersections are exact integer counts from a float32 matmul, which is exact while ``H * W <=
-  2**24`` (16.7 M pixels, e.g. 4096 x 4096); larger masks are rejected. Keep the graph in float32 when
-  converting it further (e.g. TensorRT): fp16 accumulation would make the counts inexact.
-- Memory: (K, H * W) float32 masks, (K, K) IoU and (N, N) booleans for the ranking. Time is dominated by
-  the (K, H * W) x (H * W, K) matmul: every pair is counted, unlike the Numba kernel that skips pairs
-  whose boxes or labels differ.
+- Mask intersections and areas are exact integer counts, under any precision setting of a runtime. The
+  masks become uint8 rows and go through one custom op, ``matrixnms::upper_overlaps``: eager, compiled and
+  scripted Torch count with a float32 matmul (exact while ``H * W <= 2**24``, the limit checked for every
+  path), the ONNX graph with ``MatMulInteger`` (uint8 x int8 -> int32; optionally only the block upper
+  triangle the decay reads, ``COUNT_BLOCKS``). No float op touches the masks, so OpenVINO's bf16 / f16
+  ``INFERENCE_PRECISION_HINT`` (its CPU default where the CPU has bf16) cannot round a count, and the graph
+  has no float MatMul or Conv: OpenVINO's CPU plugin keeps the float ops after the last such "significant"
+  node (here: all of them, the IoU, decay and ranking) in f32. A runtime that lowers every float op to fp16
+  (TensorRT with the FP16 flag and no precision constraints) would round IoUs and decayed scores, so
+  near-ties could be reordered: keep it in FP32 (no ``--fp16`` in trtexec; TensorRT is not tested here).
+  ``export_onnx`` passes the lowering (``ONNX_TRANSLATIONS``); export a model by other means with
+  ``custom_translation_table=ONNX_TRANSLATIONS``.
+- Memory: (K, H * W) uint8 masks, (K, K) IoU and (N, N) booleans for the ranking. Time is dominated by
+  the integer matmul: every pair of a row block with the blocks after it is counted, unlike the Numba kernel
+  that skips pairs whose boxes or labels differ.
 - Inside a compiled or exported graph values are not checked (no data-dependent errors are possible):
   eager calls raise for NaN scores, non-binary masks and inverted boxes; a graph treats a non-finite score
   as not a candidate and computes inverted boxes without raising.
@@ -67,7 +76,7 @@ from torch import Tensor
 from . import _config
 from ._validate import check_export_model, check_nms_options, check_onnx_graph, check_static_form
 
-# float32 sums of 0/1 values (the intersection counts) are exact up to 2**24 (the check reads _config)
+# eager float32 sums of 0/1 values (the intersection counts) are exact up to 2**24 (the check reads _config)
 MAX_MASK_PIXELS = _config.EXACT_F32
 MIN_OPSET = 18
 DEFAULT_OPSET = 18
@@ -113,25 +122,129 @@ def _rank_first(first: Tensor, key: Tensor, tiebreak: Tensor, count: int) -> Ten
 
 
 def _safe_ratio(inter: Tensor, union: Tensor) -> Tensor:
-    """inter / union, 0 where union is 0 (two empty masks, two zero-area boxes)."""
+    """inter / union, 0 where union is 0 (two empty masks, two zero-area boxes), exactly 1 where inter = union.
+
+    The exact 1 matters: a duplicate's linear decay is then exactly 0 in every runtime. OpenVINO may divide
+    by multiplying with a reciprocal, which can leave x / x one ulp below 1 and reorder the zero-decayed
+    duplicates (ties broken by index) behind a real, tiny decayed score.
+    """
     positive = union > 0
+    one = union.new_ones(())
     # 0-d fills broadcast: a full-size ones_like / zeros_like would be folded into the ONNX file as data
-    return torch.where(positive, inter / torch.where(positive, union, union.new_ones(())), union.new_zeros(()))
+    ratio = torch.where(inter >= union, one, inter / torch.where(positive, union, one))
+    return torch.where(positive, ratio, union.new_zeros(()))
+
+
+# Row blocks of the ONNX overlap counts. Measured (benchmarks/test_bench_export.py, N = 500, 200 x 336):
+# 4 blocks (only the block upper triangle multiplied, 10 of 16 blocks) saved ~4 % in onnxruntime and cost
+# ~35 % in OpenVINO (smaller int32 MatMuls, Pad, Concat), so the default is one MatMulInteger.
+COUNT_BLOCKS = 1
+
+
+def _count_blocks(k: int) -> int:
+    """Row blocks for K rows: ``COUNT_BLOCKS``, but none smaller than 128 rows."""
+    return max(1, min(COUNT_BLOCKS, k // 128))
+
+
+@torch.library.custom_op("matrixnms::upper_overlaps", mutates_args=())
+def upper_overlaps(rows: Tensor, blocks: int) -> Tensor:
+    """Pixel overlap counts (K, K) int32 of 0/1 ``rows`` (K, P) uint8, exact for ``i <= j``.
+
+    Entries below the diagonal are unspecified (an exported graph leaves whole blocks of them 0). Eager,
+    compiled and scripted Torch count with one float32 matmul (exact while P <= 2**24); the ONNX graph
+    counts with ``MatMulInteger`` on uint8 x int8 blocks (int32 accumulation; ``ONNX_TRANSLATIONS``).
+    ``blocks`` only shapes the ONNX graph.
+    """
+    flat = rows.to(torch.float32)
+    return torch.matmul(flat, flat.t()).to(torch.int32)
+
+
+@upper_overlaps.register_fake
+def _upper_overlaps_shape(rows: Tensor, blocks: int) -> Tensor:
+    return rows.new_empty((rows.shape[0], rows.shape[0]), dtype=torch.int32)
+
+
+def _upper_overlaps_onnx(rows: Any, blocks: int) -> Any:
+    """ONNX for ``upper_overlaps``: integer counts only (no float op touches the masks), block upper triangle.
+
+    Row block r (rows [r*s, (r+1)*s)) is multiplied with the columns from r*s on, then padded on the left with
+    zeros; the blocks are stacked. ``MatMulInteger`` (uint8 x int8 -> int32) runs on integer kernels in
+    onnxruntime (MLAS) and is an int32 MatMul in OpenVINO: no ``INFERENCE_PRECISION_HINT`` applies to it.
+    """
+    from onnx import TensorProto
+    from onnxscript import opset18 as op
+
+    k = rows.shape[0] if blocks > 1 else 0
+    columns = op.Transpose(op.Cast(rows, to=TensorProto.INT8), perm=[1, 0])
+    if blocks <= 1 or k is None:
+        return op.MatMulInteger(rows, columns)
+    size = -(-int(k) // blocks)
+    strips = []
+    for start in range(0, int(k), size):
+        stop = min(start + size, int(k))
+        block_rows = op.Slice(rows, op.Constant(value_ints=[start]), op.Constant(value_ints=[stop]),
+                              op.Constant(value_ints=[0]))
+        block_cols = op.Slice(columns, op.Constant(value_ints=[start]), op.Constant(value_ints=[int(k)]),
+                              op.Constant(value_ints=[1]))
+        strip = op.MatMulInteger(block_rows, block_cols)
+        if start:
+            strip = op.Pad(strip, op.Constant(value_ints=[0, start, 0, 0]))
+        strips.append(strip)
+    return op.Concat(*strips, axis=0)
+
+
+def _stable_sort_onnx(values: Any, stable: Optional[bool] = None, dim: int = -1, descending: bool = False) -> Any:
+    """ONNX for ``aten.sort.stable`` (which the exporter cannot lower), stable in every runtime.
+
+    ONNX specifies that TopK breaks ties by the lower index, but OpenVINO's CPU TopK does not (tested: equal
+    scores come out in another order). So ties are broken explicitly: TopK over the whole axis (ties adjacent,
+    in any order), a group number per run of equal values (CumSum of the changes), then an exact integer
+    TopK of ``group * size + index``, unique keys whose order is the stable one. The keys stay below
+    ``size**2 < 2**31``: exact even where OpenVINO narrows int64 to int32.
+    """
+    from onnx import TensorProto
+    from onnxscript import opset18 as op
+
+    length = values.shape[dim] if values.shape is not None else None
+    size = op.Gather(op.Shape(values), op.Constant(value_ints=[dim]))
+    by_value, index = op.TopK(values, size, axis=dim, largest=1 if descending else 0, sorted=1)
+    if length is not None and int(length) <= 1:
+        return by_value, index
+    if length is None or int(length) > _MAX_SORT_LENGTH:
+        raise ValueError(f"a stable sort in an ONNX graph needs a static axis of at most {_MAX_SORT_LENGTH}, "
+                         f"got {length}")
+    head = op.Slice(by_value, op.Constant(value_ints=[0]), op.Constant(value_ints=[-1]), op.Constant(value_ints=[dim]))
+    tail = op.Slice(by_value, op.Constant(value_ints=[1]), op.Constant(value_ints=[int(length)]),
+                    op.Constant(value_ints=[dim]))
+    change = op.Cast(op.Not(op.Equal(head, tail)), to=TensorProto.INT64)
+    first = op.Slice(op.Mul(change, op.Constant(value_int=0)), op.Constant(value_ints=[0]), op.Constant(value_ints=[1]),
+                     op.Constant(value_ints=[dim]))
+    group = op.CumSum(op.Concat(first, change, axis=dim), op.Constant(value_int=dim))
+    key = op.Add(op.Mul(group, op.Constant(value_int=int(length))), index)
+    _, position = op.TopK(key, size, axis=dim, largest=0, sorted=1)
+    return op.GatherElements(by_value, position, axis=dim), op.GatherElements(index, position, axis=dim)
+
+
+# group * size + index < 2**31
+_MAX_SORT_LENGTH = 46340
+
+
+# the exporter's lowerings of what it cannot lower itself: this module's custom op and the stable sort;
+# export_onnx passes them (torch.onnx.export(..., custom_translation_table=ONNX_TRANSLATIONS) to export a
+# model some other way)
+ONNX_TRANSLATIONS = {torch.ops.matrixnms.upper_overlaps.default: _upper_overlaps_onnx,
+                     torch.ops.aten.sort.stable: _stable_sort_onnx}
 
 
 def _mask_iou_sorted(masks: Tensor, order: Tensor, dtype: torch.dtype) -> Tensor:
-    """(K, K) IoU of ``masks[order]`` from exact float32 counts (exact while H * W <= 2**24)."""
+    """(K, K) IoU of ``masks[order]`` from exact integer overlap counts, valid for i <= j (all the decay reads)."""
     n = masks.shape[0]
     k = order.shape[0]
-    flat = masks.reshape(n, masks.shape[1] * masks.shape[2])
-    if k == n:
-        # all rows take part: permuting the (N, N) counts is cheaper than permuting the masks
-        rows = flat.to(torch.float32)
-        inter = torch.matmul(rows, rows.t()).index_select(0, order).index_select(1, order)
-    else:
-        rows = flat.index_select(0, order).to(torch.float32)
-        inter = torch.matmul(rows, rows.t())
-    inter = inter.to(dtype)
+    rows = masks.reshape(n, masks.shape[1] * masks.shape[2]).index_select(0, order).to(torch.uint8)
+    blocks = 1
+    if not torch.jit.is_scripting():  # the block count only shapes the ONNX graph (a global: not scriptable)
+        blocks = _count_blocks(k)
+    inter = torch.ops.matrixnms.upper_overlaps(rows, blocks).to(dtype)
     # |A_i| = |A_i and A_i|: the areas are the diagonal, no second pass over the pixels
     area = torch.diagonal(inter)
     return _safe_ratio(inter, area[:, None] + area[None, :] - inter)
@@ -463,6 +576,7 @@ def export_onnx(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model.eval(), args, str(path), opset_version=opset, dynamo=True,
+                              custom_translation_table=ONNX_TRANSLATIONS,
                               input_names=None if input_names is None else list(input_names),
                               output_names=None if output_names is None else list(output_names),
                               external_data=False, verbose=False)
@@ -476,27 +590,102 @@ def export_onnx(
 # --------------------------------------------------------------------------------------------------------
 
 
-def verify_onnx(path: str | os.PathLike, num_candidates: int, mask_size: Optional[Sequence[int]] = None, *,
-                boxes: bool = False, labels: bool = False, valid: bool = True, **options: Any) -> str:
-    """Run a file written by ``to_onnx`` in onnxruntime on a SOLO-like scene and compare with ``matrix_nms``.
+RUNTIMES = ("onnxruntime", "openvino")
+# OpenVINO's INFERENCE_PRECISION_HINT values and the OPTIMIZATION_CAPABILITIES entry that makes each real
+_PRECISION_CAPABILITY = {"f32": "FP32", "bf16": "BF16", "f16": "FP16"}
 
-    The scene is the benchmarks' (``matrixnms.scenes``, 80 classes); every argument but ``path`` is the one
-    given to ``to_onnx`` (``options``: kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k).
+
+def openvino_precisions() -> Tuple[str, ...]:
+    """The ``INFERENCE_PRECISION_HINT`` values OpenVINO's CPU plugin executes here: ``"f32"`` and, where its
+    ``OPTIMIZATION_CAPABILITIES`` list them, ``"bf16"`` / ``"f16"`` (requesting one the CPU lacks silently
+    runs f32). Needs ``openvino``."""
+    import openvino
+
+    capabilities = set(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return tuple(hint for hint, capability in _PRECISION_CAPABILITY.items() if capability in capabilities)
+
+
+def onnx_runner(path: str | os.PathLike, runtime: str = "onnxruntime", *, precision: Optional[str] = None,
+                threads: int = 0) -> Any:
+    """A CPU session for an ONNX file: a callable taking ``{input name: ndarray}`` and returning
+    ``{output name: ndarray}``.
+
+    Args:
+        path: the .onnx file.
+        runtime: ``"onnxruntime"`` or ``"openvino"`` (its CPU plugin).
+        precision: OpenVINO only: ``INFERENCE_PRECISION_HINT`` (``"f32"``, ``"bf16"``, ``"f16"``); None keeps
+            the plugin's default (bf16 on CPUs with bf16 support).
+        threads: intra-op threads (0: the runtime's default).
+    """
+    import numpy as np
+
+    if runtime == "onnxruntime":
+        if precision is not None:
+            raise ValueError("precision is an OpenVINO setting; onnxruntime runs the graph's types")
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        # idle threads that spin between runs would steal the CPU from whatever runs next
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        return lambda feed: dict(zip(names, session.run(names, feed)))
+    if runtime == "openvino":
+        import openvino
+
+        config = {} if precision is None else {"INFERENCE_PRECISION_HINT": precision}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        core = openvino.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        request = compiled.create_infer_request()
+        outputs = [(o.get_any_name(), o) for o in compiled.outputs]
+
+        def run(feed: dict) -> dict:
+            result = request.infer(feed)
+            return {name: np.array(result[port]) for name, port in outputs}
+
+        return run
+    raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+
+
+def installed_runtimes() -> Tuple[str, ...]:
+    """The runtimes of ``RUNTIMES`` whose package is installed."""
+    from importlib.util import find_spec
+
+    return tuple(r for r in RUNTIMES if find_spec(r) is not None)
+
+
+def verify_onnx(path: str | os.PathLike, num_candidates: int, mask_size: Optional[Sequence[int]] = None, *,
+                boxes: bool = False, labels: bool = False, valid: bool = True,
+                runtimes: Optional[Sequence[str]] = None, **options: Any) -> str:
+    """Run a file written by ``to_onnx`` in each runtime on a SOLO-like scene and compare with ``matrix_nms``.
+
+    The scene is the benchmarks' (``matrixnms.scenes``, 80 classes); every argument but ``path`` and
+    ``runtimes`` is the one given to ``to_onnx`` (``options``: kernel, sigma, score_threshold,
+    post_threshold, pre_top_k, post_top_k). OpenVINO runs with its default settings and with
+    ``INFERENCE_PRECISION_HINT`` set to each precision the CPU executes (``openvino_precisions``).
+
+    Args:
+        runtimes: names from ``RUNTIMES``; None: onnxruntime, and OpenVINO when it is installed.
 
     Returns:
-        str: a one-line summary (rows that agree, onnxruntime CPU time of the call).
+        str: one line per runtime and setting (rows that agree, CPU time of the call).
 
     Raises:
         RuntimeError: the first ``num_valid`` rows differ from ``matrix_nms`` (indices, or decayed scores
             beyond rtol 1e-5, atol 1e-6).
-        ImportError: ``onnxruntime`` is not installed.
+        ImportError: ``onnxruntime`` (or a runtime named in ``runtimes``) is not installed.
     """
     import numpy as np
-    import onnxruntime
 
-    from .scenes import box_scene, mask_scene
     from .nms import matrix_nms
+    from .scenes import box_scene, mask_scene
 
+    if runtimes is None:
+        runtimes = ("onnxruntime",) + tuple(r for r in installed_runtimes() if r != "onnxruntime")
     n = num_candidates
     if boxes:
         scene = box_scene(n, num_classes=80)
@@ -510,18 +699,99 @@ def verify_onnx(path: str | os.PathLike, num_candidates: int, mask_size: Optiona
         feed["labels"] = scene_labels
     if valid:
         feed["valid"] = np.ones(n, dtype=bool)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    start = time.perf_counter()
-    keep, decayed, num_valid = session.run(list(OUTPUT_NAMES), feed)
-    seconds = time.perf_counter() - start
     ref_keep, ref_decayed = matrix_nms(
         torch.from_numpy(scores), **{"boxes" if boxes else "masks": torch.from_numpy(items)},
         labels=torch.from_numpy(scene_labels) if labels else None, backend="generic", **options)
-    count = int(num_valid)
-    if count != len(ref_keep) or not np.array_equal(keep[:count], ref_keep.numpy()) or not np.allclose(
-            decayed[:count], ref_decayed.numpy(), rtol=1e-5, atol=1e-6):
-        raise RuntimeError(f"onnxruntime and matrix_nms disagree on {path}")
-    return f"verified: {count} rows agree with matrix_nms; onnxruntime CPU {seconds * 1e3:.1f} ms"
+    settings = []
+    for runtime in runtimes:
+        if runtime == "openvino":
+            settings += [(runtime, None)] + [(runtime, hint) for hint in openvino_precisions()]
+        else:
+            settings.append((runtime, None))
+    lines = []
+    for runtime, precision in settings:
+        run = onnx_runner(path, runtime, precision=precision)
+        run(feed)  # warm-up: the first call of a session allocates
+        start = time.perf_counter()
+        out = run(feed)
+        seconds = time.perf_counter() - start
+        keep, decayed, count = out["keep"], out["decayed"], int(out["num_valid"])
+        where = runtime if runtime != "openvino" else f"openvino ({precision or 'default settings'})"
+        if count != len(ref_keep) or not np.array_equal(keep[:count], ref_keep.numpy()) or not np.allclose(
+                decayed[:count], ref_decayed.numpy(), rtol=1e-5, atol=1e-6):
+            raise RuntimeError(f"{where} and matrix_nms disagree on {path}")
+        lines.append(f"verified in {where}: {count} rows agree with matrix_nms; CPU {seconds * 1e3:.1f} ms")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Multiclass (PaddlePaddle / OpenVINO MatrixNms-8 semantics)
+# --------------------------------------------------------------------------------------------------------
+
+MULTICLASS_INPUT_NAMES = ("boxes", "scores")
+MULTICLASS_OUTPUT_NAMES = ("out", "rois_num", "index")
+
+
+class _MulticlassGraph(torch.nn.Module):
+    """``multiclass_matrix_nms_padded`` on its array-API path, options fixed: (boxes, scores) in."""
+
+    def __init__(self, options: dict) -> None:
+        super().__init__()
+        self.options = options
+
+    def forward(self, boxes: Tensor, scores: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        from .multiclass import multiclass_matrix_nms_padded
+
+        return multiclass_matrix_nms_padded(boxes, scores, backend="generic", **self.options)
+
+
+def to_onnx_multiclass(
+    path: str | os.PathLike,
+    batch: int,
+    num_classes: int,
+    num_boxes: int,
+    *,
+    score_threshold: float,
+    post_threshold: float,
+    nms_top_k: Optional[int],
+    keep_top_k: Optional[int],
+    kernel: Literal["gaussian", "linear"] = "linear",
+    sigma: float = 0.5,
+    background_label: int = 0,
+    normalized: bool = True,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export ``multiclass_matrix_nms_padded`` (Paddle's / OpenVINO ``MatrixNms-8``'s semantics) to ONNX.
+
+    Graph inputs: ``boxes`` float32 (B, M, 4), ``scores`` float32 (B, C, M). Outputs, as
+    ``multiclass_matrix_nms_padded``: ``out`` float32 (B, K, 6) rows ``[label, score, x1, y1, x2, y2]``
+    padded with ``[-1, 0, 0, 0, 0, 0]``, ``rois_num`` int64 (B,), ``index`` int64 (B, K) (``b * M + m``, -1 in
+    padding). Its sorts are stable sorts, lowered to TopK with an exact integer tie-break (ties: lower box,
+    then lower class, as ``multiclass_matrix_nms``); no float matmul, so no precision hint changes a result.
+
+    Args:
+        path: the .onnx file to write.
+        batch, num_classes, num_boxes: B, C, M, the static input shapes (M <= 46340, and
+            ``(classes - background) * min(M, nms_top_k) <= 46340``: the stable sort's integer keys).
+        score_threshold, post_threshold, nms_top_k, keep_top_k, kernel, sigma, background_label, normalized:
+            as ``multiclass_matrix_nms``.
+        opset: ONNX opset, >= 18.
+
+    Returns:
+        Path: ``path``.
+    """
+    for name, value in (("batch", batch), ("num_classes", num_classes), ("num_boxes", num_boxes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    options = dict(score_threshold=score_threshold, post_threshold=post_threshold, nms_top_k=nms_top_k,
+                   keep_top_k=keep_top_k, kernel=kernel, sigma=sigma, background_label=background_label,
+                   normalized=normalized)
+    xy = torch.rand((batch, num_boxes, 2), generator=torch.Generator().manual_seed(0)) * 100
+    example = (torch.cat([xy, xy + 10], dim=2), torch.rand((batch, num_classes, num_boxes)))
+    graph = _MulticlassGraph(options)
+    graph(*example)  # every argument checked before exporting (errors name it)
+    return export_onnx(graph, example, path, input_names=MULTICLASS_INPUT_NAMES,
+                       output_names=MULTICLASS_OUTPUT_NAMES, opset=opset)
 
 
 if __name__ == "__main__":

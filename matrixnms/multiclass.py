@@ -137,8 +137,10 @@ def multiclass_matrix_nms_padded(
 
     Export: with Torch tensors and ``backend="generic"`` the computation has no data-dependent shape or
     branch, and ``torch.export.export`` captures it (value checks such as NaN scores are skipped while
-    tracing). Converting that graph to ONNX does not work yet: it uses a stable sort (``aten.sort.stable``),
-    which has no ONNX lowering. The Numba path (NumPy / CPU torch with ``backend="auto"``) is eager only.
+    tracing). ``matrixnms.export.to_onnx_multiclass`` converts it to ONNX: the exporter has no lowering of its
+    stable sort (``aten.sort.stable``), so ``matrixnms.export`` supplies one (TopK with an exact integer
+    tie-break), verified in onnxruntime and OpenVINO. The Numba path (NumPy / CPU torch with
+    ``backend="auto"``) is eager only.
 
     Args:
         Same as ``multiclass_matrix_nms``.

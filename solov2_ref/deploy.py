@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from matrixnms.export import MatrixNMS, export_onnx
+from matrixnms.export import MatrixNMS, export_onnx, installed_runtimes, onnx_runner
 
 from .losses import dynamic_masks
 from .model import SOLOv2, images_to_tensor
@@ -169,31 +169,32 @@ def export(model: SOLOv2, path: str | Path, image_size: tuple[int, int] = (128, 
 
 
 class OnnxSOLOv2:
-    """An exported ``SOLOv2Deploy`` in onnxruntime (CPU): one image in, ``Detections`` out.
+    """An exported ``SOLOv2Deploy`` in onnxruntime or OpenVINO (CPU): one image in, ``Detections`` out.
 
     Args:
         path: the .onnx file.
-        threads: onnxruntime intra-op threads (0: onnxruntime's default).
+        threads: intra-op threads (0: the runtime's default).
+        runtime: ``"onnxruntime"`` or ``"openvino"`` (``matrixnms.export.RUNTIMES``).
+        precision: OpenVINO's ``INFERENCE_PRECISION_HINT`` (None: the plugin's default).
     """
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
-        import onnxruntime
+    def __init__(self, path: str | Path, threads: int = 0, runtime: str = "onnxruntime",
+                 precision: Optional[str] = None) -> None:
+        import onnx
 
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        # idle threads that spin between runs would steal the CPU from whatever runs next (torch, COCOeval)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        shape = self.session.get_inputs()[0].shape
-        self.image_size = (int(shape[0]), int(shape[1]))
+        self.runtime = runtime
+        self.name = runtime if precision is None else f"{runtime} ({precision})"
+        self._run = onnx_runner(path, runtime, precision=precision, threads=threads)
+        shape = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape
+        self.image_size = (int(shape.dim[0].dim_value), int(shape.dim[1].dim_value))
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """The graph's raw outputs (every row, padding included) for one uint8 (H, W, 3) image."""
         if image.shape != (*self.image_size, 3) or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 with shape {(*self.image_size, 3)} (the exported size), "
                              f"got {image.dtype} {image.shape}")
-        return dict(zip(OUTPUT_NAMES, self.session.run(list(OUTPUT_NAMES), {"image": image})))
+        out = self._run({"image": image})
+        return {name: out[name] for name in OUTPUT_NAMES}
 
     def __call__(self, image: np.ndarray) -> Detections:
         """Detections of one uint8 (H, W, 3) image: the graph's first ``num_detections`` rows."""
@@ -259,9 +260,11 @@ class Agreement:
 
 
 def verify(model: SOLOv2, runtime: OnnxSOLOv2, images: Sequence[np.ndarray], nms: str = "matrix-gaussian",
-           cfg: PostprocessConfig = PostprocessConfig(), progress: bool = False) -> tuple[Agreement, dict[str, float]]:
+           cfg: PostprocessConfig = PostprocessConfig(), progress: bool = False,
+           detections: Optional[dict] = None) -> tuple[Agreement, dict[str, float]]:
     """Compare ``runtime`` with eager PyTorch on ``images``; returns the agreement and the median ms per image
-    of each (``"onnxruntime"``: the whole graph; ``"pytorch"``: network + ``postprocess``, batch 1).
+    of each (``runtime.name``, e.g. ``"onnxruntime"``: the whole graph; ``"pytorch"``: network +
+    ``postprocess``, batch 1). ``detections``, when given, receives both sides' ``Detections`` per image.
 
     Each side runs over all images on its own, after one warm-up call, so neither's threads slow the other.
     """
@@ -270,7 +273,7 @@ def verify(model: SOLOv2, runtime: OnnxSOLOv2, images: Sequence[np.ndarray], nms
     images = list(images)
     results: dict[str, list[Detections]] = {}
     times: dict[str, float] = {}
-    runners = {"pytorch": lambda image: eager_detections(model, image, nms, cfg), "onnxruntime": runtime}
+    runners = {"pytorch": lambda image: eager_detections(model, image, nms, cfg), runtime.name: runtime}
     with tqdm(total=2 * len(images), desc="verify", unit="image", disable=not progress, dynamic_ncols=True) as bar:
         for name, run in runners.items():
             if images:
@@ -283,8 +286,10 @@ def verify(model: SOLOv2, runtime: OnnxSOLOv2, images: Sequence[np.ndarray], nms
                 bar.update(1)
             times[name] = 1e3 * statistics.median(seconds) if seconds else float("nan")
     agreement = Agreement()
-    for eager, deployed in zip(results["pytorch"], results["onnxruntime"]):
+    for eager, deployed in zip(results["pytorch"], results[runtime.name]):
         agreement.add(eager, deployed)
+    if detections is not None:
+        detections.update(results)
     return agreement, times
 
 
@@ -304,7 +309,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help=f"valid candidates kept before the NMS (default {DEFAULT_MAX_CANDIDATES} = nms_pre; "
                              "0: every row)")
     parser.add_argument("--verify", type=int, default=0, metavar="N",
-                        help="compare onnxruntime with PyTorch on the first N val scenes (exit 1 on disagreement)")
+                        help="compare onnxruntime and (when installed) OpenVINO with PyTorch on the first N val "
+                             "and N crowded scenes: detections and COCO mask AP (exit 1 on disagreement)")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
@@ -325,13 +331,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s: "
           f"input image uint8 ({IMAGE_SIZE}, {IMAGE_SIZE}, 3); outputs {', '.join(OUTPUT_NAMES)}")
     if args.verify:
-        runtime = OnnxSOLOv2(path, threads=args.threads)
-        images = [scene.image for scene in SyntheticScenes("val", args.verify, seed=EVAL_SEED)]
-        agreement, ms = verify(model, runtime, images, args.nms, progress=not args.no_progress)
-        print(f"onnxruntime vs PyTorch: {agreement}")
-        print(f"median per image, network + post-processing, batch 1, {args.threads} threads: onnxruntime "
-              f"{ms['onnxruntime']:.2f} ms, PyTorch eager {ms['pytorch']:.2f} ms")
-        if not agreement.ok:
+        from .evaluate import coco_ap, coco_detections, coco_ground_truth
+
+        failed = False
+        for split in ("val", "crowded"):
+            scenes = list(SyntheticScenes(split, args.verify, seed=EVAL_SEED))
+            gt = coco_ground_truth(scenes)
+            for name in installed_runtimes():
+                runtime = OnnxSOLOv2(path, threads=args.threads, runtime=name)
+                found: dict = {}
+                agreement, ms = verify(model, runtime, [s.image for s in scenes], args.nms,
+                                       progress=not args.no_progress, detections=found)
+                ap = {side: coco_ap(gt, coco_detections(found[side])[0], "segm")[0]
+                      for side in ("pytorch", runtime.name)}
+                same_ap = ap["pytorch"] == ap[runtime.name]
+                print(f"{split}: {runtime.name} vs PyTorch: {agreement}; mask AP {100 * ap[runtime.name]:.2f} vs "
+                      f"{100 * ap['pytorch']:.2f} ({'equal' if same_ap else 'DIFFERENT'})")
+                print(f"{split}: median per image, network + post-processing, batch 1, {args.threads} threads: "
+                      f"{runtime.name} {ms[runtime.name]:.2f} ms, PyTorch eager {ms['pytorch']:.2f} ms")
+                failed |= not (agreement.ok and same_ap)
+        if failed:
             print("verification FAILED", file=sys.stderr)
             return 1
         print("verified")

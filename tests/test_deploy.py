@@ -183,3 +183,25 @@ def test_command_line_exports_and_verifies(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert path.stat().st_size > 2**20
     assert "0 count and 0 label mismatches" in printed and "verified" in printed
+
+
+# --- OpenVINO -----------------------------------------------------------------------------------------------
+
+
+@needs_onnx
+@pytest.mark.skipif(find_spec("openvino") is None, reason="openvino not installed")
+@pytest.mark.parametrize("precision", [None, "f32"], ids=["default-settings", "f32"])
+def test_openvino_agrees_with_pytorch_on_val_and_crowded_images(shipped, images, onnx_file, precision):
+    # a subset of the scenes (both splits) per setting, to keep the test quick; the counts of the exported
+    # graph's Matrix NMS are MatMulInteger (integer) whatever the precision hint
+    import onnx
+
+    assert any(n.op_type == "MatMulInteger" for n in onnx.load(str(onnx_file)).graph.node)
+    runtime = OnnxSOLOv2(onnx_file, threads=2, runtime="openvino", precision=precision)
+    assert runtime.image_size == (IMAGE_SIZE, IMAGE_SIZE)
+    subset = images[:6] + images[-4:]
+    agreement, ms = verify(shipped, runtime, subset)
+    print(f"\n{runtime.name} vs PyTorch: {agreement}; ms per image {ms}")
+    assert agreement.ok, str(agreement)
+    assert agreement.images == len(subset) and agreement.detections > 50
+

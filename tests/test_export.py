@@ -315,27 +315,36 @@ ONNX_CONFIGS = {
 }
 
 
+# the exported files, shared with tests/test_export_openvino.py (which imports this module): each
+# configuration is exported once per test session
+_EXPORTED: dict = {}
+
+
+def exported_file(name: str, tmp_path_factory) -> tuple:
+    """(path, options) of ONNX_CONFIGS[name] exported with to_onnx (opset 18), once per session."""
+    if name not in _EXPORTED:
+        config = dict(ONNX_CONFIGS[name])
+        kind, labels = config.pop("kind"), config.pop("labels")
+        size = {"mask_size": (SIDE, SIDE)} if kind == "masks" else {"boxes": True}
+        path = to_onnx(tmp_path_factory.mktemp("onnx") / f"{name}.onnx", N_MAX, labels=labels, **size, **config)
+        _EXPORTED[name] = (path, config)
+    return _EXPORTED[name]
+
+
 @pytest.fixture(scope="module")
 def onnx_sessions(tmp_path_factory):
     """Each configuration exported once to ONNX (opset 18) and loaded into an onnxruntime CPU session."""
     onnxruntime = pytest.importorskip("onnxruntime")
-    folder = tmp_path_factory.mktemp("onnx")
     sessions = {}
-    for name, config in ONNX_CONFIGS.items():
-        config = dict(config)
-        kind, labels = config.pop("kind"), config.pop("labels")
-        size = {"mask_size": (SIDE, SIDE)} if kind == "masks" else {"boxes": True}
-        path = to_onnx(folder / f"{name}.onnx", N_MAX, labels=labels, **size, **config)
+    for name in ONNX_CONFIGS:
+        path, config = exported_file(name, tmp_path_factory)
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         sessions[name] = (session, config)
     return sessions
 
 
-@needs_onnx
-@pytest.mark.parametrize("name", list(ONNX_CONFIGS))
-@given(data=st.data())
-def test_onnxruntime_matches_matrix_nms(onnx_sessions, name, data):
-    session, options = onnx_sessions[name]
+def graph_feed(name: str, data) -> tuple:
+    """(problem, feed): a padded problem drawn for ONNX_CONFIGS[name] and the exported graph's inputs."""
     kind, with_labels = ONNX_CONFIGS[name]["kind"], ONNX_CONFIGS[name]["labels"]
     problem = data.draw(padded_problems(kind, with_options=False))
     padded = problem["padded"]
@@ -347,6 +356,15 @@ def test_onnxruntime_matches_matrix_nms(onnx_sessions, name, data):
     feed = {"scores": padded["scores"], kind: padded["items"], "valid": padded["valid"]}
     if with_labels:
         feed["labels"] = padded["labels"]
+    return problem, feed
+
+
+@needs_onnx
+@pytest.mark.parametrize("name", list(ONNX_CONFIGS))
+@given(data=st.data())
+def test_onnxruntime_matches_matrix_nms(onnx_sessions, name, data):
+    session, options = onnx_sessions[name]
+    problem, feed = graph_feed(name, data)
     check_agreement(problem, session.run(list(OUTPUT_NAMES), feed), options)
 
 
@@ -393,7 +411,9 @@ def test_command_line_exports_and_verifies(tmp_path, capsys):
     assert cli.main(["export", str(path), "-n", "20", "--boxes", "--labels", "--kernel", "linear",
                      "--post-top-k", "10", "--opset", str(opset), "--verify"]) == 0
     out = capsys.readouterr().out
-    assert path.is_file() and "verified: " in out
+    assert path.is_file() and "verified in onnxruntime: " in out
+    if find_spec("openvino") is not None:  # --verify checks OpenVINO too when it is installed
+        assert "verified in openvino (default settings): " in out and "verified in openvino (f32): " in out
     import onnx
 
     model = onnx.load(str(path))
