@@ -82,6 +82,10 @@ def batched_matrix_nms(
     candidate = xp.isfinite(scores) if valid is None else valid & xp.isfinite(scores)
     if score_threshold is not None:
         candidate = candidate & (scores >= score_threshold)
+    whole_batch = getattr(decay_fn, "whole_batch", None)  # a kernel that does the rest in one pass
+    if whole_batch is not None:
+        return whole_batch(scores, boxes, candidate, labels, kernel, sigma, pre_top_k, post_threshold, post_top_k,
+                           scores.dtype)
     # candidates first by score (ties: lower index), then the rest; pre_top_k keeps the first columns
     order = _sort_first(xp, candidate, scores)[:, :n if pre_top_k is None else min(pre_top_k, n)]
     in_play = _along(xp, candidate, order)

@@ -169,3 +169,163 @@ def batched_box_decay(boxes: Array, order: Array, in_play: Array, labels: Array 
     # a box pair costs about what a mask byte does; pairs only within groups, but count them all (cheap bound)
     decay = _grouped_decay(None, np.zeros(k), sorted_boxes, key, kernel, sigma, _threads(k * k // max(1, b)))
     return _scatter(decay, play, order, dtype)
+
+
+# --- boxes: the whole call per image, images over threads --------------------------------------------------
+
+
+@_numba._leaf
+def _before(key, x, y):
+    """Whether item x ranks before item y: higher ``key``, equal keys by lower item (a strict total order, so
+    any correct sort gives the one result a stable descending sort gives)."""
+    return key[x] > key[y] or (key[x] == key[y] and x < y)
+
+
+@njit(cache=True, nogil=True)
+def _rank(items, count, key, spare):
+    """Sort ``items[:count]`` (indices into ``key``) by ``_before``: insertion sort of runs of 16, then bottom-up
+    merges through ``spare``."""
+    run = 16
+    for s in range(0, count, run):
+        e = min(s + run, count)
+        for i in range(s + 1, e):
+            x = items[i]
+            j = i - 1
+            while j >= s and _before(key, x, items[j]):
+                items[j + 1] = items[j]
+                j -= 1
+            items[j + 1] = x
+    width = run
+    in_spare = False
+    while width < count:
+        src, dst = (spare, items) if in_spare else (items, spare)
+        for s in range(0, count, 2 * width):
+            m = min(s + width, count)
+            e = min(s + 2 * width, count)
+            i, j, o = s, m, s
+            while i < m and j < e:
+                if _before(key, src[j], src[i]):
+                    dst[o] = src[j]
+                    j += 1
+                else:
+                    dst[o] = src[i]
+                    i += 1
+                o += 1
+            while i < m:
+                dst[o] = src[i]
+                i += 1
+                o += 1
+            while j < e:
+                dst[o] = src[j]
+                j += 1
+                o += 1
+        in_spare = not in_spare
+        width *= 2
+    if in_spare:
+        for i in range(count):
+            items[i] = spare[i]
+
+
+@njit(cache=True, nogil=True)
+def _box_image_worker(state, total, scores, candidate, boxes, labels, use_labels, pre_top_k, post_threshold, gaussian,
+                      sigma, keep, kept, num_kept):
+    """Claim images b and write their rows of ``keep``, ``kept`` (decayed scores, in ``scores``' dtype) and
+    ``num_kept``: what ``matrix_nms`` does for one image, in its order of operations.
+
+    The candidates (``candidate[b]``) by score, descending, ties by lower index, the first ``pre_top_k``; the
+    decay per label group, each member against the earlier ones as ``_group_worker`` (the same overlap and
+    decay helpers, the same lists, so the same float64 decay); decayed = score x decay in ``scores``' dtype,
+    those >= ``post_threshold`` (of that dtype) ranked by decayed score, ties by lower index, the first
+    ``keep.shape[1]``."""
+    n = scores.shape[1]
+    width = keep.shape[1]
+    items = np.empty(n, np.int64)
+    spare = np.empty(n, np.int64)
+    order_labels = np.empty(n, np.int64)
+    group_boxes = np.empty((n, 4))
+    index = np.empty(n, np.int64)
+    value = np.empty(n)
+    cmax = np.empty(n)
+    decay = np.empty(n)
+    decayed = np.empty_like(scores[0])
+    while True:
+        b = take_ticket(state, NEXT)
+        if b >= total:
+            return
+        row = scores[b]
+        count = 0
+        for i in range(n):
+            if candidate[b, i]:
+                items[count] = i
+                count += 1
+        _rank(items, count, row, spare)
+        k = min(count, pre_top_k)
+        # positions 0..k-1 in score order; group: positions by (label, position)
+        if use_labels:
+            for p in range(k):
+                order_labels[p] = labels[b, items[p]]
+            group = np.argsort(order_labels[:k], kind="mergesort")
+        else:
+            group = np.arange(k)
+        for q in range(k):
+            i = items[group[q]]
+            for e in range(4):
+                group_boxes[q, e] = np.float64(boxes[b, i, e])
+        start = 0
+        for p in range(k):
+            if use_labels and p > 0 and order_labels[group[p]] != order_labels[group[p - 1]]:
+                start = p
+            j = group[p]
+            c = _box_overlaps(group_boxes, p, group, start, index, value, False)
+            best = 0.0
+            for r in range(c):
+                best = max(best, value[r])
+            cmax[j] = best
+            decay[j] = _column_decay(index, value, c, cmax, gaussian, sigma)
+        survivors = 0
+        for p in range(k):
+            i = items[p]
+            decayed[i] = decay[p]  # to the scores' dtype, then the product in it
+            decayed[i] = row[i] * decayed[i]
+            if decayed[i] >= post_threshold:
+                spare[survivors] = i
+                survivors += 1
+        for p in range(survivors):
+            items[p] = spare[p]
+        _rank(items, survivors, decayed, spare)
+        kept_here = min(survivors, width)
+        for r in range(kept_here):
+            keep[b, r] = items[r]
+            kept[b, r] = decayed[items[r]]
+        num_kept[b] = kept_here
+        take_ticket(state, DONE)
+
+
+def batched_box_nms(scores: Array, boxes: Array, candidate: Array, labels: Array | None, kernel: str, sigma: float,
+                    pre_top_k: int | None, post_threshold: float | None, post_top_k: int | None,
+                    dtype: Any) -> tuple[Array, Array, Array]:
+    """``batched_matrix_nms`` on boxes from its candidates (valid, finite, past ``score_threshold``): one pass
+    over the images on the threads, each image's sort, decay, thresholds and ranking in compiled code.
+
+    Pinned to ``matrix_nms`` by ``tests/test_batched.py`` (every box row; the tie orders:
+    ``test_numba_box_batches_keep_the_tie_order_of_matrix_nms``)."""
+    s = view(scores)
+    b, n = s.shape
+    work = np.float64 if s.dtype == np.float64 else np.float32  # the compute dtype (matrix_nms's)
+    s = np.ascontiguousarray(s, dtype=work)
+    width = n if post_top_k is None else post_top_k
+    keep = np.full((b, width), -1, np.int64)
+    kept = np.zeros((b, width), work)
+    num_kept = np.zeros(b, np.int64)
+    threshold = work(-np.inf if post_threshold is None else post_threshold)  # compared in that dtype, as NumPy
+    use_labels = labels is not None
+    rows = host(labels, np.int64) if use_labels else np.zeros((1, 1), np.int64)
+    # a box pair costs about what a mask byte does; all pairs of each image counted (cheap bound)
+    threads = _threads(b * n * n)
+    run_claimed(_box_image_worker, b, threads, s, host(candidate, np.bool_), view(boxes), rows, use_labels,
+                n if pre_top_k is None else min(pre_top_k, n), threshold, kernel == "gaussian", float(sigma), keep,
+                kept, num_kept)
+    return wrap(keep, scores), wrap(kept, scores, dtype), wrap(num_kept, scores)
+
+
+batched_box_decay.whole_batch = batched_box_nms  # type: ignore[attr-defined]
