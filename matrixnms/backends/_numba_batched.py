@@ -308,7 +308,7 @@ def batched_box_nms(scores: Array, boxes: Array, candidate: Array, labels: Array
     over the images on the threads, each image's sort, decay, thresholds and ranking in compiled code.
 
     Pinned to ``matrix_nms`` by ``tests/test_batched.py`` (every box row; the tie orders:
-    ``test_numba_box_batches_keep_the_tie_order_of_matrix_nms``)."""
+    ``test_box_batches_keep_the_tie_order_of_matrix_nms``)."""
     s = view(scores)
     b, n = s.shape
     work = np.float64 if s.dtype == np.float64 else np.float32  # the compute dtype (matrix_nms's)
