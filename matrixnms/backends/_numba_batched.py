@@ -174,56 +174,73 @@ def batched_box_decay(boxes: Array, order: Array, in_play: Array, labels: Array 
 # --- boxes: the whole call per image, images over threads --------------------------------------------------
 
 
-@_numba._leaf
-def _before(key, x, y):
-    """Whether item x ranks before item y: higher ``key``, equal keys by lower item (a strict total order, so
-    any correct sort gives the one result a stable descending sort gives)."""
-    return key[x] > key[y] or (key[x] == key[y] and x < y)
+_SIGN = np.uint64(1 << 63)
 
 
 @njit(cache=True, nogil=True)
-def _rank(items, count, key, spare):
-    """Sort ``items[:count]`` (indices into ``key``) by ``_before``: insertion sort of runs of 16, then bottom-up
-    merges through ``spare``."""
-    run = 16
-    for s in range(0, count, run):
-        e = min(s + run, count)
-        for i in range(s + 1, e):
-            x = items[i]
-            j = i - 1
-            while j >= s and _before(key, x, items[j]):
-                items[j + 1] = items[j]
-                j -= 1
-            items[j + 1] = x
-    width = run
-    in_spare = False
-    while width < count:
-        src, dst = (spare, items) if in_spare else (items, spare)
-        for s in range(0, count, 2 * width):
-            m = min(s + width, count)
-            e = min(s + 2 * width, count)
-            i, j, o = s, m, s
-            while i < m and j < e:
-                if _before(key, src[j], src[i]):
-                    dst[o] = src[j]
-                    j += 1
-                else:
-                    dst[o] = src[i]
-                    i += 1
-                o += 1
-            while i < m:
-                dst[o] = src[i]
-                i += 1
-                o += 1
-            while j < e:
-                dst[o] = src[j]
-                j += 1
-                o += 1
-        in_spare = not in_spare
-        width *= 2
-    if in_spare:
+def _rank(items, count, key, spare, bits, digits):
+    """Sort ``items[:count]`` (indices into ``key``, ascending) by ``key`` descending, equal keys keeping their
+    order: a stable LSD radix sort of 8-bit digits of an order-reversing uint64 image of each (finite) key,
+    skipping the digits every key shares. ``bits`` (float64[n]) and ``digits`` (int64[8, 257]) are scratch."""
+    for i in range(count):
+        bits[i] = np.float64(key[items[i]]) + 0.0  # -0.0 to 0.0: they tie
+    words = bits[:count].view(np.uint64)
+    for i in range(count):
+        u = words[i]
+        words[i] = u if u & _SIGN else ~(u | _SIGN)  # descending: the complement of the ascending image
+    digits[:, :] = 0
+    for i in range(count):
+        u = words[i]
+        for d in range(8):
+            digits[d, ((u >> np.uint64(8 * d)) & np.uint64(255)) + 1] += 1
+    # sort (item, word) pairs: items through spare, words alongside in a second buffer
+    src_items, dst_items = items, spare
+    src_words = words
+    dst_words = np.empty(count, np.uint64)
+    moved = False
+    for d in range(8):
+        shift = np.uint64(8 * d)
+        if count == 0 or digits[d, ((src_words[0] >> shift) & np.uint64(255)) + 1] == count:
+            continue  # every key has this digit
+        for v in range(256):
+            digits[d, v + 1] += digits[d, v]
+        for i in range(count):
+            v = (src_words[i] >> shift) & np.uint64(255)
+            o = digits[d, v]
+            digits[d, v] = o + 1
+            dst_items[o] = src_items[i]
+            dst_words[o] = src_words[i]
+        src_items, dst_items = dst_items, src_items
+        src_words, dst_words = dst_words, src_words
+        moved = not moved
+    if moved:
         for i in range(count):
             items[i] = spare[i]
+
+
+@njit(cache=True, nogil=True)
+def _label_groups(order_labels, k, group, counts):
+    """``group[:k]``: positions 0..k-1 by (label, position), a counting sort when the labels span little
+    (``counts``: scratch of at least that span + 1), else a stable argsort."""
+    if k == 0:
+        return
+    low, high = order_labels[0], order_labels[0]
+    for p in range(k):
+        low = min(low, order_labels[p])
+        high = max(high, order_labels[p])
+    span = high - low + 1
+    if span < 0 or span >= counts.shape[0]:  # (span < 0: an overflowed spread)
+        group[:k] = np.argsort(order_labels[:k], kind="mergesort")
+        return
+    counts[:span + 1] = 0
+    for p in range(k):
+        counts[order_labels[p] - low + 1] += 1
+    for v in range(span):
+        counts[v + 1] += counts[v]
+    for p in range(k):
+        v = order_labels[p] - low
+        group[counts[v]] = p
+        counts[v] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -241,13 +258,18 @@ def _box_image_worker(state, total, scores, candidate, boxes, labels, use_labels
     width = keep.shape[1]
     items = np.empty(n, np.int64)
     spare = np.empty(n, np.int64)
+    bits = np.empty(n)
+    digits = np.empty((8, 257), np.int64)
     order_labels = np.empty(n, np.int64)
+    group = np.arange(n)
+    counts = np.empty(4 * n + 2, np.int64)
     group_boxes = np.empty((n, 4))
     index = np.empty(n, np.int64)
     value = np.empty(n)
     cmax = np.empty(n)
     decay = np.empty(n)
     decayed = np.empty_like(scores[0])
+    survives = np.empty(n, np.bool_)
     while True:
         b = take_ticket(state, NEXT)
         if b >= total:
@@ -258,15 +280,13 @@ def _box_image_worker(state, total, scores, candidate, boxes, labels, use_labels
             if candidate[b, i]:
                 items[count] = i
                 count += 1
-        _rank(items, count, row, spare)
+        _rank(items, count, row, spare, bits, digits)
         k = min(count, pre_top_k)
         # positions 0..k-1 in score order; group: positions by (label, position)
         if use_labels:
             for p in range(k):
                 order_labels[p] = labels[b, items[p]]
-            group = np.argsort(order_labels[:k], kind="mergesort")
-        else:
-            group = np.arange(k)
+            _label_groups(order_labels, k, group, counts)
         for q in range(k):
             i = items[group[q]]
             for e in range(4):
@@ -282,17 +302,18 @@ def _box_image_worker(state, total, scores, candidate, boxes, labels, use_labels
                 best = max(best, value[r])
             cmax[j] = best
             decay[j] = _column_decay(index, value, c, cmax, gaussian, sigma)
-        survivors = 0
+        survives[:] = False
         for p in range(k):
             i = items[p]
             decayed[i] = decay[p]  # to the scores' dtype, then the product in it
             decayed[i] = row[i] * decayed[i]
-            if decayed[i] >= post_threshold:
-                spare[survivors] = i
+            survives[i] = decayed[i] >= post_threshold
+        survivors = 0
+        for i in range(n):  # in index order: the stable sort keeps equal decayed scores by lower index
+            if survives[i]:
+                items[survivors] = i
                 survivors += 1
-        for p in range(survivors):
-            items[p] = spare[p]
-        _rank(items, survivors, decayed, spare)
+        _rank(items, survivors, decayed, spare, bits, digits)
         kept_here = min(survivors, width)
         for r in range(kept_here):
             keep[b, r] = items[r]
