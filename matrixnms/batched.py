@@ -8,7 +8,8 @@ The whole call is array operations whose shapes follow the input shapes and the 
 become masks, the sorts are batched sorts with -inf keys for non-candidates, the decay sees only pairs of
 candidates in play. On a GPU it is a fixed handful of kernel launches with no host synchronisation after the
 argument checks (whose value part, one reduction, is skipped while a graph is traced, compiled or captured).
-On the CPU the Numba kernels pack and decay the candidates of every image in one parallel pass.
+On the CPU the Numba kernels pack and decay the candidates of every image in one parallel pass; for boxes
+they also sort, threshold and rank each image in compiled code (``whole_batch``), the images over threads.
 """
 
 from __future__ import annotations

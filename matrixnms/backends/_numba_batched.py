@@ -21,6 +21,12 @@ The decay, two ways:
   whole batch, the threads sharing each column block. A block's lists hold at most (columns) x (largest
   group - 1) entries per thread, so a block covers many more columns than the single-image kernel assumes
   (it sizes for K - 1 entries per column): usually the whole batch is one block.
+
+Boxes take the whole call past the candidate masks here (``batched_box_nms``, reached through the
+``whole_batch`` attribute of the box decay kernel): once the pair work is cheap, NumPy's batched sorts, gathers
+and ranking cost more than the decay, so each image runs in one compiled pass (radix sort by score, ``pre_top_k``,
+decay per label group, ``post_threshold``, radix ranking by decayed score; both sorts stable over index-ordered
+input, so ties go to the lower index), the threads claiming images.
 """
 
 from __future__ import annotations
@@ -60,6 +66,16 @@ def _batch_members(order: Array, in_play: Array, labels: Array | None) -> tuple[
     return rows, image.astype(np.int16) if image.size and image.max() < 2**15 else image, play
 
 
+@_numba._leaf
+def _settle(j, index, value, count, cmax, decay, gaussian, sigma):
+    """``cmax[j]``, the largest of column j's listed IoUs ``value[:count]``, and ``decay[j]`` from the list."""
+    best = 0.0
+    for r in range(count):
+        best = max(best, value[r])
+    cmax[j] = best
+    decay[j] = _column_decay(index, value, count, cmax, gaussian, sigma)
+
+
 @njit(cache=True, nogil=True)
 def _group_worker(state, total, claims, runs, use_masks, data, offset, box, area, group_boxes, group, widest,
                   gaussian, sigma, cmax, decay):
@@ -80,11 +96,7 @@ def _group_worker(state, total, claims, runs, use_masks, data, offset, box, area
                                    False)  # IoU (batched calls take no metric)
             else:
                 c = _box_overlaps(group_boxes, p, group, start, index, value, False)
-            best = 0.0
-            for r in range(c):
-                best = max(best, value[r])
-            cmax[j] = best
-            decay[j] = _column_decay(index, value, c, cmax, gaussian, sigma)
+            _settle(j, index, value, c, cmax, decay, gaussian, sigma)
         take_ticket(state, DONE)
 
 
@@ -297,11 +309,7 @@ def _box_image_worker(state, total, scores, candidate, boxes, labels, use_labels
                 start = p
             j = group[p]
             c = _box_overlaps(group_boxes, p, group, start, index, value, False)
-            best = 0.0
-            for r in range(c):
-                best = max(best, value[r])
-            cmax[j] = best
-            decay[j] = _column_decay(index, value, c, cmax, gaussian, sigma)
+            _settle(j, index, value, c, cmax, decay, gaussian, sigma)
         survives[:] = False
         for p in range(k):
             i = items[p]
