@@ -8,7 +8,8 @@ The whole call is array operations whose shapes follow the input shapes and the 
 become masks, the sorts are batched sorts with -inf keys for non-candidates, the decay sees only pairs of
 candidates in play. On a GPU it is a fixed handful of kernel launches with no host synchronisation after the
 argument checks (whose value part, one reduction, is skipped while a graph is traced, compiled or captured).
-On the CPU the Numba kernels pack and decay the candidates of every image in one parallel pass.
+On the CPU the Numba kernels pack and decay the candidates of every image in one parallel pass; for boxes
+they also sort, threshold and rank each image in compiled code (``whole_batch``), the images over threads.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def batched_matrix_nms(
     candidate = xp.isfinite(scores) if valid is None else valid & xp.isfinite(scores)
     if score_threshold is not None:
         candidate = candidate & (scores >= score_threshold)
+    whole_batch = getattr(decay_fn, "whole_batch", None)  # a kernel that does the rest in one pass
+    if whole_batch is not None:
+        return whole_batch(scores, boxes, candidate, labels, kernel, sigma, pre_top_k, post_threshold, post_top_k,
+                           scores.dtype)
     # candidates first by score (ties: lower index), then the rest; pre_top_k keeps the first columns
     order = _sort_first(xp, candidate, scores)[:, :n if pre_top_k is None else min(pre_top_k, n)]
     in_play = _along(xp, candidate, order)

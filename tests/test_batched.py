@@ -184,6 +184,59 @@ def test_hand_worked_batch_of_two_with_padding():
     np.testing.assert_allclose(decayed, [[0.9, 0.8 * np.exp(-(4 / 6) ** 2 / 0.5), 0], [0.5, 0, 0]])
 
 
+def tied_box_batch(b: int = 3, n: int = 64, labelled: bool = False):
+    """(scores, boxes, labels) with exact ties: per image 40 disjoint unit boxes scoring 1, 0.5 or 0.25 (decay 1,
+    so their decayed scores tie too) and 12 pairs, a 2x1 box scoring 1 over a unit box scoring 0.5 (IoU 1/2:
+    the linear decay gives the unit box 0.25 exactly, tying the disjoint 0.25s), in shuffled slots."""
+    rng = np.random.default_rng(11)
+    scores = np.empty((b, n), np.float32)
+    boxes = np.empty((b, n, 4), np.float32)
+    for image_ in range(b):
+        slots = rng.permutation(n)
+        for c in range(40):
+            x, y = 3.0 * (c % 10), 3.0 * (c // 10)
+            scores[image_, slots[c]] = rng.choice([1.0, 0.5, 0.25])
+            boxes[image_, slots[c]] = [x, y, x + 1, y + 1]
+        for c in range(12):
+            x, y = 3.0 * c, 20.0
+            scores[image_, slots[40 + 2 * c]], scores[image_, slots[41 + 2 * c]] = 1.0, 0.5
+            boxes[image_, slots[40 + 2 * c]] = [x, y, x + 2, y + 1]
+            boxes[image_, slots[41 + 2 * c]] = [x, y, x + 1, y + 1]
+    labels = (np.arange(b * n).reshape(b, n) // 7 % 2) if labelled else None
+    if labelled:  # a pair shares its label
+        for image_ in range(b):
+            order = np.argsort(boxes[image_, :, 0] + 100 * boxes[image_, :, 1], kind="stable")
+            labels[image_, order] = np.arange(n) // 2 % 2
+    return scores, boxes, labels
+
+
+@pytest.mark.parametrize("kernel", ["linear", "gaussian"])
+@pytest.mark.parametrize("labelled", [False, True])
+@pytest.mark.parametrize("options", [{}, {"pre_top_k": 30, "post_top_k": 25}, {"post_threshold": 0.3}])
+def test_box_batches_keep_the_tie_order_of_matrix_nms(backend, kernel, labelled, options):
+    """Exact score ties and equal decayed scores across 40+ candidates per image: the sort by score and the
+    final ranking break ties by lower index, as matrix_nms (pre_top_k and post_top_k cut inside tie blocks)."""
+    scores, boxes, labels = tied_box_batch(labelled=labelled)
+    keep, decayed, num_kept = call(backend, "boxes", scores, boxes, None, labels, kernel=kernel, **options)
+    for b in range(scores.shape[0]):
+        count = int(num_kept[b])
+        if not options:
+            assert count == 64 and np.sum(decayed[b] == 0.25) >= (20 if kernel == "linear" else 8)
+        for r in range(count - 1):  # descending, equal decayed scores by lower index
+            assert decayed[b, r] > decayed[b, r + 1] or (decayed[b, r] == decayed[b, r + 1]
+                                                         and keep[b, r] < keep[b, r + 1])
+        lab = None if labels is None else labels[b]
+        single_keep, single_decayed = matrix_nms(
+            backend.asarray(scores[b]), boxes=backend.asarray(boxes[b]),
+            labels=None if lab is None else backend.asarray(lab), kernel=kernel, backend=backend.for_op(SINGLE["boxes"]),
+            **options)
+        assert keep[b, :count].tolist() == backend.to_numpy(single_keep).tolist()
+        np.testing.assert_array_equal(decayed[b, :count], backend.to_numpy(single_decayed))
+        ref_keep, _ = reference.matrix_nms(scores[b].astype(np.float64), boxes=boxes[b], labels=lab, kernel=kernel,
+                                           **options)
+        assert keep[b, :count].tolist() == list(ref_keep)
+
+
 @pytest.mark.parametrize("shape", [(0, 5), (2, 0)])
 def test_empty_batches_and_images_give_padding_of_the_right_type(backend, shape):
     scores = backend.asarray(np.zeros(shape))
