@@ -111,6 +111,11 @@ OPS: dict[str, Op] = {
         ("boxes", "order", "in_play", "labels", "kernel", "sigma", "dtype"),
         "(B, K) Matrix NMS decay in dtype of each image's candidates boxes[b, order[b]] ((B, N, 4) boxes), as "
         "batched_mask_decay"),
+    "batched_box_nms": Op(
+        ("scores", "boxes", "candidate", "labels", "kernel", "sigma", "pre_top_k", "post_threshold", "post_top_k",
+         "dtype"),
+        "(keep (B, K) int64 padded -1, decayed (B, K) dtype padded 0, num_kept (B,) int64) of batched box Matrix NMS "
+        "from the candidates (B, N) bool (valid, finite, past score_threshold); K = post_top_k or N"),
 }
 
 BACKENDS = ("auto", "generic", "numba", "torch", "cupy")

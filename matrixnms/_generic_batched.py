@@ -14,6 +14,7 @@ beyond the (B, K, K) intersection counts: (B, K, pixel chunk) gathered masks, (B
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import array_api_compat
@@ -124,3 +125,63 @@ def batched_box_decay(boxes: Any, order: Any, in_play: Any, labels: Any | None, 
         return ratio(xp, common, area[:, :, None] + area[:, None, s:e] - common)
 
     return batched_decay(xp, iou_columns, in_play, labels, kernel, sigma, dtype)
+
+
+def _along(xp: Any, x: Any, index: Any) -> Any:
+    return xp.take_along_axis(x, index, axis=1)
+
+
+def _sort_first(xp: Any, first: Any, key: Any) -> Any:
+    """(B, M) positions ordering each row: ``first`` entries by ``key`` descending, then the rest; ties by
+    lower position (an ascending stable sort of the negated keys: no flips, unlike a descending one)."""
+    keys = xp.where(first, -key, xp.full_like(key, math.inf))
+    return xp.argsort(keys, axis=1, stable=True)
+
+
+def _ranked(xp: Any, order: Any, decayed: Any, survives: Any, n: int, width: int,
+            dtype: Any) -> tuple[Any, Any, Any]:
+    """The (B, width) padded results: survivors by decayed score descending, ties by lower input index
+    (``order``: indices < n)."""
+    b, k = order.shape
+    device = array_api_compat.device(order)
+    # indices below 2**15 as int16: NumPy sorts 16-bit keys stably by radix, in linear time
+    by_index = xp.argsort(xp.astype(order, xp.int16) if n < 2**15 else order, axis=1, stable=True)
+    order, decayed, survives = (_along(xp, x, by_index) for x in (order, decayed, survives))
+    ranking = _sort_first(xp, survives, decayed)[:, :min(width, k)]
+    num_kept = xp.clip(xp.sum(xp.astype(survives, xp.int64), axis=1), max=width)
+    filled = xp.arange(ranking.shape[1], device=device)[None, :] < num_kept[:, None]
+    keep = xp.where(filled, _along(xp, order, ranking), xp.full_like(ranking, -1))
+    kept = xp.astype(_along(xp, decayed, ranking), dtype)
+    kept = xp.where(filled, kept, xp.zeros_like(kept))
+    if ranking.shape[1] < width:  # more result columns than candidates: padding only
+        keep = xp.concat([keep, xp.full((b, width - k), -1, dtype=xp.int64, device=device)], axis=1)
+        kept = xp.concat([kept, xp.zeros((b, width - k), dtype=dtype, device=device)], axis=1)
+    return keep, kept, num_kept
+
+
+def decay_and_rank(decay_fn: Callable[..., Any], items: Any, scores: Any, candidate: Any, labels: Any | None,
+                   kernel: str, sigma: float, pre_top_k: int | None, post_threshold: float | None,
+                   post_top_k: int | None) -> tuple[Any, Any, Any]:
+    """``batched_matrix_nms`` from its candidates (valid, finite, past ``score_threshold``) with a batched
+    decay op ``decay_fn``: sort each row (ties: lower index), ``pre_top_k``, decay, ``post_threshold``, rank."""
+    xp = array_api_compat.array_namespace(scores)
+    n = scores.shape[1]
+    dtype = xp.float64 if scores.dtype == xp.float64 else xp.float32
+    # candidates first by score (ties: lower index), then the rest; pre_top_k keeps the first columns
+    order = _sort_first(xp, candidate, scores)[:, :n if pre_top_k is None else min(pre_top_k, n)]
+    in_play = _along(xp, candidate, order)
+    sorted_labels = None if labels is None else _along(xp, labels, order)
+    decay = decay_fn(items, order, in_play, sorted_labels, kernel, sigma, dtype)
+    decayed = xp.astype(_along(xp, scores, order), dtype) * decay
+    survives = in_play & (decayed >= (-math.inf if post_threshold is None else post_threshold))
+    return _ranked(xp, order, decayed, survives, n, n if post_top_k is None else post_top_k, scores.dtype)
+
+
+@register("batched_box_nms", "generic")
+def batched_box_nms(scores: Any, boxes: Any, candidate: Any, labels: Any | None, kernel: str, sigma: float,
+                    pre_top_k: int | None, post_threshold: float | None, post_top_k: int | None,
+                    dtype: Any) -> tuple[Any, Any, Any]:
+    """The ``batched_box_nms`` op on the array API: ``decay_and_rank`` with the batched box decay (``dtype``,
+    the result's, is that of ``scores``)."""
+    return decay_and_rank(batched_box_decay, boxes, scores, candidate, labels, kernel, sigma, pre_top_k,
+                          post_threshold, post_top_k)

@@ -22,9 +22,8 @@ The decay, two ways:
   group - 1) entries per thread, so a block covers many more columns than the single-image kernel assumes
   (it sizes for K - 1 entries per column): usually the whole batch is one block.
 
-Boxes take the whole call past the candidate masks here (``batched_box_nms``, reached through the
-``whole_batch`` attribute of the box decay kernel): once the pair work is cheap, NumPy's batched sorts, gathers
-and ranking cost more than the decay, so each image runs in one compiled pass (radix sort by score, ``pre_top_k``,
+Boxes take the whole call past the candidate masks here (the ``batched_box_nms`` op): once the pair work is
+cheap, NumPy's batched sorts, gathers and ranking cost more than the decay, so each image runs in one compiled pass (radix sort by score, ``pre_top_k``,
 decay per label group, ``post_threshold``, radix ranking by decayed score; both sorts stable over index-ordered
 input, so ties go to the lower index), the threads claiming images.
 """
@@ -330,6 +329,7 @@ def _box_image_worker(state, total, scores, candidate, boxes, labels, use_labels
         take_ticket(state, DONE)
 
 
+@register("batched_box_nms", "numba")
 def batched_box_nms(scores: Array, boxes: Array, candidate: Array, labels: Array | None, kernel: str, sigma: float,
                     pre_top_k: int | None, post_threshold: float | None, post_top_k: int | None,
                     dtype: Any) -> tuple[Array, Array, Array]:
@@ -356,5 +356,3 @@ def batched_box_nms(scores: Array, boxes: Array, candidate: Array, labels: Array
                 kept, num_kept)
     return wrap(keep, scores), wrap(kept, scores, dtype), wrap(num_kept, scores)
 
-
-batched_box_decay.whole_batch = batched_box_nms  # type: ignore[attr-defined]
