@@ -212,3 +212,27 @@ def test_mask_iou_rejects_sets_of_different_sizes():
     a = CroppedMasks.from_dense(np.ones((1, 3, 3), bool))
     with pytest.raises(ValueError, match=r"masks_b must have the same size \(H, W\) as masks_a \(3, 3\)"):
         mask_iou(a, [{"size": [3, 4], "counts": [12]}])
+
+
+# --- the high-resolution scene ------------------------------------------------------------------------------
+
+
+def test_highres_scene_gives_the_same_masks_as_rle_and_crops_without_frames():
+    from matrixnms.scenes import highres_scene
+
+    s = highres_scene(80, height=300, width=400, num_classes=5, seed=3)
+    assert len(s) == 80 and s.size == (300, 400) and s.scores.dtype == np.float32
+    assert all(isinstance(r["counts"], bytes) and r["size"] == [300, 400] for r in s.rles)
+    dense = s.crops.to_dense()
+    np.testing.assert_array_equal(coco_mask.decode(s.rles).transpose(2, 0, 1).astype(bool), dense)
+    area = dense.reshape(80, -1).sum(axis=1) / (300 * 400)
+    assert area.min() >= 0.0008 and area.max() <= 0.18, "0.1-15 % of the frame, up to rim and jitter"
+    copies = np.flatnonzero(s.copies >= 0)
+    assert copies.size == 4 and all(np.array_equal(dense[i], dense[s.copies[i]]) for i in copies)
+    assert np.all(s.labels[copies] == s.labels[s.copies[copies]])
+    iou = mask_iou(s.rles)
+    same = (s.objects[:, None] == s.objects[None, :]) & (s.objects >= 0)[:, None]
+    np.fill_diagonal(same, False)
+    assert np.median(iou[same]) > 0.6 and 0.15 < (s.objects < 0).mean() < 0.25
+    again = highres_scene(80, height=300, width=400, num_classes=5, seed=3)
+    assert [r["counts"] for r in again.rles] == [r["counts"] for r in s.rles]
