@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-if find_spec("numba") is not None:
+COMPILED = find_spec("numba") is not None
+if COMPILED:
     from numba import njit
 
     _jit = njit(cache=True, nogil=True)
@@ -342,11 +343,67 @@ def unpack_crop(s: SparseMasks, i: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array([x0, y0, x1 + 1, y1 + 1], np.int64), crop
 
 
-def encode_runs(runs: list[int]) -> bytes:
-    """pycocotools' compressed counts string of uncompressed runs (its rleToString)."""
-    out = bytearray()
-    for i, x in enumerate(runs):
-        x = int(x) - (int(runs[i - 2]) if i > 2 else 0)
+@_jit
+def _crop_runs(crop, x1, y1, h, w):
+    """int64 column-major runs (zeros first) of the frame holding bool ``crop`` with its top-left pixel at (x1,
+    y1), as pycocotools' ``encode`` counts them: a run that continues into the next column is one run, and a
+    mask ending on the frame's last pixel has no final empty run."""
+    ch, cw = crop.shape
+    starts = 0
+    for x in range(cw):
+        previous = False
+        for y in range(ch):
+            if crop[y, x] and not previous:
+                starts += 1
+            previous = crop[y, x]
+    runs = np.empty(2 * starts + 1, np.int64)
+    m = 0
+    last = np.int64(0)  # where the previous run of ones ended
+    for x in range(cw):
+        base = (x1 + x) * np.int64(h) + y1
+        y = 0
+        while y < ch:
+            if not crop[y, x]:
+                y += 1
+                continue
+            s = base + y
+            while y < ch and crop[y, x]:
+                y += 1
+            if m > 0 and s == last:  # the previous column's run reached the frame's bottom row
+                runs[m - 1] += base + y - s
+            else:
+                runs[m] = s - last
+                runs[m + 1] = base + y - s
+                m += 2
+            last = base + y
+    runs[m] = np.int64(h) * w - last
+    m += 1
+    if m > 1 and runs[m - 1] == 0:
+        m -= 1
+    return runs[:m]
+
+
+def crop_runs(crop: np.ndarray, x1: int, y1: int, h: int, w: int) -> np.ndarray:
+    """The runs of ``_crop_runs``: compiled pixel by pixel, or in NumPy from the crop's edges without Numba."""
+    binary = np.ascontiguousarray(np.asarray(crop) != 0)
+    if COMPILED:
+        return _crop_runs(binary, x1, y1, h, w)
+    edges = np.diff(np.pad(binary.T.astype(np.int8), ((0, 0), (1, 1))), axis=1)  # (x, y): column-major order
+    sx, sy = np.nonzero(edges == 1)
+    ex, ey = np.nonzero(edges == -1)
+    starts, ends = (x1 + sx) * h + y1 + sy, (x1 + ex) * h + y1 + ey
+    joined = np.flatnonzero(ends[:-1] == starts[1:])  # a run that continues into the next column
+    starts, ends = np.delete(starts, joined + 1), np.delete(ends, joined)
+    runs = np.diff(np.concatenate([[0], np.stack([starts, ends], axis=1).reshape(-1), [h * w]]))
+    return runs[:-1] if runs.shape[0] > 1 and runs[-1] == 0 else runs
+
+
+@_jit
+def _encode(runs, out):
+    """pycocotools' compressed counts (its rleToString) of ``runs`` into ``out``; returns the length."""
+    n = 0
+    for i in range(runs.shape[0]):
+        x = runs[i] - (runs[i - 2] if i > 2 else 0)
         more = True
         while more:
             c = x & 0x1F
@@ -354,5 +411,12 @@ def encode_runs(runs: list[int]) -> bytes:
             more = (x != -1) if (c & 0x10) else (x != 0)
             if more:
                 c |= 0x20
-            out.append(c + 48)
-    return bytes(out)
+            out[n] = c + 48
+            n += 1
+    return n
+
+
+def encode_runs(runs: np.ndarray) -> bytes:
+    """pycocotools' compressed counts string of int64 uncompressed runs."""
+    out = np.empty(13 * runs.shape[0], np.uint8)  # at most 13 chars of 5 bits per 64-bit delta
+    return out[:_encode(np.ascontiguousarray(runs, np.int64), out)].tobytes()
