@@ -32,8 +32,12 @@ another (a head that fires twice on one grid cell) and 20 % are strays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .cropped import CroppedMasks
 
 # Mask resolution of the benchmark cases: 1/4 of an 800x1344 input, as SOLOv2 runs post-processing.
 MASK_HEIGHT, MASK_WIDTH = 200, 336
@@ -275,8 +279,8 @@ class HighresScene:
         size ((H, W)): the frame.
     """
 
-    rles: list
-    crops: object
+    rles: list[dict]
+    crops: CroppedMasks
     scores: np.ndarray
     labels: np.ndarray | None
     objects: np.ndarray
