@@ -117,18 +117,7 @@ class CroppedMasks:
         h, w = self.size
         out = []
         for (x1, y1, _, _), crop in zip(self.boxes, self.crops):
-            columns = (np.asarray(crop) != 0).T.astype(np.int8)  # (x, y): column-major order
-            edges = np.diff(np.pad(columns, ((0, 0), (1, 1))), axis=1)
-            sx, sy = np.nonzero(edges == 1)
-            ex, ey = np.nonzero(edges == -1)
-            starts = (x1 + sx) * h + y1 + sy
-            ends = (x1 + ex) * h + y1 + ey
-            joined = np.flatnonzero(ends[:-1] == starts[1:])  # a run that continues into the next column
-            starts, ends = np.delete(starts, joined + 1), np.delete(ends, joined)
-            bounds = np.concatenate([[0], np.stack([starts, ends], axis=1).reshape(-1), [h * w]])
-            runs = np.diff(bounds).tolist()
-            if len(runs) > 1 and runs[-1] == 0:  # a mask that ends on the last pixel: no empty final run
-                runs.pop()
+            runs = _sparse.crop_runs(crop, int(x1), int(y1), h, w)
             out.append({"size": [h, w], "counts": _sparse.encode_runs(runs)})
         return out
 

@@ -20,13 +20,24 @@ give the same arrays (NumPy ``PCG64`` seeded by ``seed``).
 per image, jittered box predictions of a few objects plus stray false positives, and one score per class for
 every box, "dense" (every class above a 0.01 threshold) or "sparse" (each box scores its object's class and a
 few confusions).
+
+:func:`highres_scene` is the same kind of scene at photo resolution (a 3000x4000 frame, 300 masks of 0.1-15 %
+of the frame) in the sparse forms a segmenter hands over: compressed COCO RLEs and
+:class:`~matrixnms.CroppedMasks`. Each mask is a blob (an ellipse with a wavy rim) rasterised inside its box
+only, and the RLEs are built from those crops, so no full frame is ever allocated: 300 frames of 12 MP would
+be 3.6 GB of bool. Objects are predicted several times with jitter, some predictions are exact copies of
+another (a head that fires twice on one grid cell) and 20 % are strays.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .cropped import CroppedMasks
 
 # Mask resolution of the benchmark cases: 1/4 of an 800x1344 input, as SOLOv2 runs post-processing.
 MASK_HEIGHT, MASK_WIDTH = 200, 336
@@ -243,6 +254,189 @@ def mask_scene(
         inside[int(p.cy[k]) - y0, int(p.cx[k]) - x0] = True  # the centre pixel: no mask is empty
         masks[k, y0:y1, x0:x1] = inside
     return MaskScene(masks=masks, scores=p.scores, labels=p.labels, objects=p.objects)
+
+
+# --- high resolution, sparse forms --------------------------------------------------------------------------
+
+HIGHRES_HEIGHT, HIGHRES_WIDTH = 3000, 4000
+HIGHRES_AREAS = (0.001, 0.15)  # mask areas as fractions of the frame
+COPY_FRACTION = 0.05
+HIGHRES_STRAY_FRACTION = 0.20
+
+
+@dataclass(frozen=True)
+class HighresScene:
+    """One high-resolution image's candidate masks before NMS, as COCO RLE and as crops (never as frames).
+
+    Attributes:
+        rles (list of N dicts): compressed COCO RLEs ``{"size": [H, W], "counts": bytes}``, as pycocotools'
+            ``encode`` writes them.
+        crops (CroppedMasks): the same masks, each a crop inside its box (boxes clipped to the frame).
+        scores (ndarray[N], float32): scores in (0, 1), unsorted.
+        labels (ndarray[N], int64 or None): class labels, None for a class-agnostic scene.
+        objects (ndarray[N], int64): the object each prediction duplicates, -1 for a stray one.
+        copies (ndarray[N], int64): the prediction a mask is an exact copy of, -1 for none.
+        size ((H, W)): the frame.
+    """
+
+    rles: list[dict]
+    crops: CroppedMasks
+    scores: np.ndarray
+    labels: np.ndarray | None
+    objects: np.ndarray
+    copies: np.ndarray
+    size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def _blob(cx: float, cy: float, rx: float, ry: float, angle: float, wave: np.ndarray, height: int,
+          width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(xyxy int64 box, bool crop) of a rotated ellipse with wavy sides, rasterised row by row at pixel centres.
+
+    Each row of the ellipse is one interval (the quadratic's roots); its half width is scaled by ``1 + wave[0]
+    cos(3 pi t + wave[1])`` and its middle shifted by ``wave[2] cos(2 pi t + wave[3])`` half widths, with t in
+    [-1, 1] from top to bottom: a blob that is still one interval per row, so a crop costs two comparisons per
+    pixel. The box is clipped to the frame; the centre pixel is always set (no mask is empty).
+    """
+    c, s = np.cos(angle), np.sin(angle)
+    a = c * c / (rx * rx) + s * s / (ry * ry)
+    b = 2 * c * s * (1 / (rx * rx) - 1 / (ry * ry))
+    q = s * s / (rx * rx) + c * c / (ry * ry)
+    half_h = np.sqrt(4 * a / (4 * a * q - b * b))
+    half_w = np.sqrt(4 * q / (4 * a * q - b * b))
+    y0, y1 = max(0, int(np.floor(cy - half_h))), min(height, int(np.ceil(cy + half_h)) + 1)
+    y = np.arange(y0, y1) + 0.5 - cy
+    t = np.clip(y / half_h, -1, 1)
+    root = np.sqrt(np.maximum(b * b * y * y - 4 * a * (q * y * y - 1), 0)) / (2 * a)
+    middle = -b * y / (2 * a) + wave[2] * half_w * np.cos(2 * np.pi * t + wave[3])
+    root = root * (1 + wave[0] * np.cos(3 * np.pi * t + wave[1]))
+    # columns whose centre x + 0.5 lies in [cx + middle - root, cx + middle + root]
+    lo = np.ceil(cx + middle - root - 0.5).astype(np.int64)
+    hi = np.floor(cx + middle + root - 0.5).astype(np.int64)
+    centre_row, centre_col = int(cy) - y0, int(cx)
+    lo[centre_row], hi[centre_row] = min(lo[centre_row], centre_col), max(hi[centre_row], centre_col)
+    lo, hi = np.maximum(lo, 0), np.minimum(hi, width - 1)
+    rows = np.flatnonzero(hi >= lo)
+    r0, r1 = rows[0], rows[-1] + 1
+    lo, hi = lo[r0:r1], hi[r0:r1]
+    x0, x1 = int(lo[hi >= lo].min()), int(hi[hi >= lo].max()) + 1
+    xs = np.arange(x0, x1)[None, :]
+    crop = (xs >= lo[:, None]) & (xs <= hi[:, None])
+    return np.array([x0, y0 + r0, x1, y0 + r1], np.int64), crop
+
+
+def highres_scene(
+    n: int = 300, *, height: int = HIGHRES_HEIGHT, width: int = HIGHRES_WIDTH, num_classes: int | None = None,
+    seed: int = 0,
+) -> HighresScene:
+    """``n`` candidate masks of a high-resolution frame as COCO RLE and :class:`~matrixnms.CroppedMasks`.
+
+    Objects have areas log-uniform in 0.1-15 % of the frame (before the rim's wave and the duplicates'
+    jitter, which change an area by a few per cent) and lie inside the frame; each is predicted several
+    times (larger objects more often) with jitter in position, size, angle and rim. 5 % of the predictions
+    are exact copies of another prediction (another score, same mask) and 20 % are strays of 0.1-1 % of the
+    frame anywhere in it, with low scores. Predictions are shuffled. Built crop by crop: memory is about the
+    crops' bytes (roughly 1.5x the masks' area in bool) plus the RLEs, never ``n`` frames.
+
+    Args:
+        n: number of predictions (>= 0); the benchmark case is 300.
+        height, width: the frame (3000x4000, 12 MP, by default).
+        num_classes: draw labels in ``[0, num_classes)`` (duplicates and copies keep their object's); None
+            for a class-agnostic scene.
+        seed: the random seed; equal arguments give equal masks.
+
+    Returns:
+        HighresScene: ``rles``, ``crops``, ``scores`` (N,) float32, ``labels``, ``objects``, ``copies``.
+    """
+    from .cropped import CroppedMasks
+
+    n = _check_size("n", n, 0)
+    height = _check_size("height", height, 1)
+    width = _check_size("width", width, 1)
+    if num_classes is not None:
+        _check_size("num_classes", num_classes, 1)
+    rng = np.random.default_rng(seed)
+    frame = float(height) * width
+    n_stray = int(round(HIGHRES_STRAY_FRACTION * n)) if n > 1 else 0
+    n_copy = min(int(round(COPY_FRACTION * n)), max(0, n - n_stray - 1))
+    n_dup = n - n_stray - n_copy
+    n_obj = max(1, int(round(n_dup / MEAN_DUPLICATES))) if n_dup else 0
+
+    low, high = np.log(HIGHRES_AREAS[0] * frame), np.log(HIGHRES_AREAS[1] * frame)
+    obj_area = np.exp(rng.uniform(low, high, n_obj))
+    obj_aspect = np.exp(rng.normal(0.0, 0.3, n_obj))
+    obj_rx = np.sqrt(obj_area * obj_aspect / np.pi)
+    obj_ry = np.sqrt(obj_area / obj_aspect / np.pi)
+    obj_angle = rng.uniform(0, np.pi, n_obj)
+    obj_wave = np.stack([rng.uniform(0, 0.15, n_obj), rng.uniform(0, 2 * np.pi, n_obj),
+                         rng.uniform(0, 0.15, n_obj), rng.uniform(0, 2 * np.pi, n_obj)], axis=1)
+    # the object's box lies in the frame (where it fits): its area is what was drawn
+    half_w, half_h = _extent(obj_rx, obj_ry, obj_angle)
+    half_w, half_h = np.minimum(half_w, width / 2), np.minimum(half_h, height / 2)
+    obj_cx = rng.uniform(half_w, width - half_w)
+    obj_cy = rng.uniform(half_h, height - half_h)
+    obj_conf = rng.uniform(0.35, 0.95, n_obj)
+    probs = _class_probabilities(num_classes) if num_classes else None
+    obj_label = rng.choice(num_classes, size=n_obj, p=probs) if num_classes else np.zeros(n_obj, np.int64)
+
+    if n_dup:
+        weight = obj_area ** 0.25
+        owner = rng.choice(n_obj, size=n_dup, p=weight / weight.sum())
+        owner[:n_obj] = np.arange(n_obj)[: min(n_obj, n_dup)]  # every object is predicted at least once
+    else:
+        owner = np.zeros(0, np.int64)
+    r = np.maximum(obj_rx[owner], obj_ry[owner])
+    jitter = np.exp(rng.normal(0, 0.06, (2, n_dup)))
+    dup = {
+        "cx": obj_cx[owner] + rng.normal(0, 0.04, n_dup) * r, "cy": obj_cy[owner] + rng.normal(0, 0.04, n_dup) * r,
+        "rx": obj_rx[owner] * jitter[0], "ry": obj_ry[owner] * jitter[1],
+        "angle": obj_angle[owner] + rng.normal(0, 0.06, n_dup),
+        "wave": obj_wave[owner] + rng.normal(0, [0.02, 0.3, 0.02, 0.3], (n_dup, 4)),
+        "score": obj_conf[owner] * rng.uniform(0.45, 1.0, n_dup), "label": obj_label[owner], "object": owner,
+    }
+    # exact copies of duplicates: the same mask, another score
+    source = rng.choice(n_dup, size=n_copy) if n_dup else np.zeros(0, np.int64)
+    copy = {key: value[source] for key, value in dup.items()}
+    copy["score"] = copy["score"] * rng.uniform(0.7, 1.0, n_copy)
+    # strays: 0.1-1 % of the frame, anywhere in it, low scores
+    s_area = np.exp(rng.uniform(low, np.log(10 * HIGHRES_AREAS[0] * frame), n_stray))
+    s_aspect = np.exp(rng.normal(0.0, 0.5, n_stray))
+    s_rx, s_ry = np.sqrt(s_area * s_aspect / np.pi), np.sqrt(s_area / s_aspect / np.pi)
+    s_angle = rng.uniform(0, np.pi, n_stray)
+    s_half_w, s_half_h = _extent(s_rx, s_ry, s_angle)
+    s_half_w, s_half_h = np.minimum(s_half_w, width / 2), np.minimum(s_half_h, height / 2)
+    stray = {
+        "cx": rng.uniform(s_half_w, width - s_half_w), "cy": rng.uniform(s_half_h, height - s_half_h),
+        "rx": s_rx, "ry": s_ry, "angle": s_angle,
+        "wave": np.stack([rng.uniform(0, 0.15, n_stray), rng.uniform(0, 2 * np.pi, n_stray),
+                          rng.uniform(0, 0.15, n_stray), rng.uniform(0, 2 * np.pi, n_stray)], axis=1),
+        "score": rng.uniform(0.05, 0.35, n_stray),
+        "label": rng.choice(num_classes, size=n_stray, p=probs) if num_classes else np.zeros(n_stray, np.int64),
+        "object": np.full(n_stray, -1),
+    }
+    p = {key: np.concatenate([dup[key], copy[key], stray[key]]) for key in dup}
+    copies = np.concatenate([np.full(n_dup, -1), source, np.full(n_stray, -1)]).astype(np.int64)
+    shuffle = rng.permutation(n)
+    p = {key: value[shuffle] for key, value in p.items()}
+    where = np.empty(n, np.int64)
+    where[shuffle] = np.arange(n)  # the new index of each prediction
+    copies = copies[shuffle]
+    copies[copies >= 0] = where[copies[copies >= 0]]
+    cx = np.clip(p["cx"], 0, np.nextafter(width, 0))
+    cy = np.clip(p["cy"], 0, np.nextafter(height, 0))
+
+    boxes, crops = np.zeros((n, 4), np.int64), []
+    for k in range(n):
+        boxes[k], crop = _blob(cx[k], cy[k], p["rx"][k], p["ry"][k], p["angle"][k], p["wave"][k], height, width)
+        crops.append(crop)
+    cropped = CroppedMasks(crops, boxes, (height, width))
+    return HighresScene(
+        rles=cropped.to_rle(), crops=cropped,
+        scores=np.clip(p["score"], 0.01, 0.999).astype(np.float32),
+        labels=p["label"].astype(np.int64) if num_classes else None,
+        objects=p["object"].astype(np.int64), copies=copies, size=(height, width))
 
 
 def box_scene(

@@ -187,6 +187,10 @@ GOOD = {"size": [2, 2], "counts": [1, 2, 1]}
     ([GOOD, {"size": [2, 2], "counts": [[1, 3]]}], r"masks\[1\] 'counts' must be a flat list of ints"),
     ([GOOD, {"size": [2, 2], "counts": 4}], r"masks\[1\] 'counts' must be bytes, str or a list of ints"),
     ([GOOD], r"masks must have one mask per score: expected 2, got 1"),
+    # the first bad mask is reported, whether its problem is found in its dict or in the batch over the counts
+    ([GOOD, {"size": [2, 2], "counts": [1, 2]}, "abc"], r"masks\[1\] runs must sum to H \* W = 4, got 3"),
+    ([GOOD, {"size": [2, 2], "counts": b"1o"}, {"size": [2, 2], "counts": [5, -1]}],
+     r"masks\[1\] 'counts' is not a valid compressed RLE string"),
 ])
 def test_malformed_rle_is_a_value_error_naming_the_index(rles, message):
     with pytest.raises(ValueError, match=message):
@@ -212,3 +216,40 @@ def test_mask_iou_rejects_sets_of_different_sizes():
     a = CroppedMasks.from_dense(np.ones((1, 3, 3), bool))
     with pytest.raises(ValueError, match=r"masks_b must have the same size \(H, W\) as masks_a \(3, 3\)"):
         mask_iou(a, [{"size": [3, 4], "counts": [12]}])
+
+
+# --- the high-resolution scene ------------------------------------------------------------------------------
+
+
+def test_highres_scene_gives_the_same_masks_as_rle_and_crops_without_frames():
+    from matrixnms.scenes import highres_scene
+
+    s = highres_scene(80, height=300, width=400, num_classes=5, seed=3)
+    assert len(s) == 80 and s.size == (300, 400) and s.scores.dtype == np.float32
+    assert all(isinstance(r["counts"], bytes) and r["size"] == [300, 400] for r in s.rles)
+    dense = s.crops.to_dense()
+    np.testing.assert_array_equal(coco_mask.decode(s.rles).transpose(2, 0, 1).astype(bool), dense)
+    area = dense.reshape(80, -1).sum(axis=1) / (300 * 400)
+    assert area.min() >= 0.0008 and area.max() <= 0.18, "0.1-15 % of the frame, up to rim and jitter"
+    copies = np.flatnonzero(s.copies >= 0)
+    assert copies.size == 4 and all(np.array_equal(dense[i], dense[s.copies[i]]) for i in copies)
+    assert np.all(s.labels[copies] == s.labels[s.copies[copies]])
+    iou = mask_iou(s.rles)
+    same = (s.objects[:, None] == s.objects[None, :]) & (s.objects >= 0)[:, None]
+    np.fill_diagonal(same, False)
+    assert np.median(iou[same]) > 0.6 and 0.15 < (s.objects < 0).mean() < 0.25
+    again = highres_scene(80, height=300, width=400, num_classes=5, seed=3)
+    assert [r["counts"] for r in again.rles] == [r["counts"] for r in s.rles]
+
+
+def test_to_rle_without_numba_writes_the_same_counts(monkeypatch):
+    from matrixnms import _sparse
+
+    m = np.zeros((3, 7, 5), bool)
+    m[0, 2:, 1:4] = True
+    m[1, :, 2:] = True  # runs that continue into the next column
+    m[2, -1, -1] = True  # a mask ending on the last pixel
+    crops = CroppedMasks.from_dense(m)
+    compiled = [r["counts"] for r in crops.to_rle()]
+    monkeypatch.setattr(_sparse, "COMPILED", False)
+    assert [r["counts"] for r in crops.to_rle()] == compiled == [r["counts"] for r in as_form(m, "bytes")]

@@ -115,3 +115,24 @@ def test_ios_of_empty_masks_and_zero_area_boxes_is_zero():
 def test_an_unknown_metric_is_a_value_error_naming_metric(call):
     with pytest.raises(ValueError, match=r"metric must be one of \('iou', 'ios'\), got"):
         call()
+
+
+def test_ios_matches_supervision_on_compact_masks_of_the_same_crops():
+    pytest.importorskip("supervision")
+    import warnings
+
+    from matrixnms.scenes import highres_scene
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its note that OpenCV is not installed
+        from supervision.detection.compact_mask import CompactMask
+        from supervision.detection.utils.iou_and_nms import OverlapMetric, mask_iou_batch
+
+    s = highres_scene(40, height=300, width=400, seed=4)
+    inclusive = s.crops.boxes.astype(np.float32) - np.array([0, 0, 1, 1], np.float32)
+    compact = CompactMask.from_coco_rle(s.rles, inclusive, s.size)
+    theirs = mask_iou_batch(compact, compact, overlap_metric=OverlapMetric.IOS)
+    # supervision counts in float32 for frames up to 2**24 pixels
+    np.testing.assert_allclose(mask_iou(s.crops, metric="ios"), theirs, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(mask_iou(s.rles, metric="ios"), theirs, rtol=1e-6, atol=1e-7)
+    assert (theirs > 0.99).sum() > (mask_iou(s.rles) > 0.99).sum(), "nested masks: IoS 1 where IoU is not"

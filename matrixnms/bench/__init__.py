@@ -29,7 +29,8 @@ device / time of the row (how many times faster); "vs greedy" likewise against g
 of the row / time of the read floor. The targets (:class:`Target`, checked by :func:`check_targets`) are
 each computed from one group of one run.
 
-The memory benchmark (:func:`peak_memory`) runs one method in a fresh child process and reports its peak
+The memory benchmark (:func:`peak_memory`; :func:`peak_memory_forms` for the high-resolution RLE and cropped
+scene) runs one method in a fresh child process and reports its peak
 resident memory beyond the input.
 
 Targets live in the repository, not in the library: the list of acceptance targets (``TARGETS``) and the
@@ -50,7 +51,7 @@ detectors write it, the baselines). Implementations are found through ``matrixnm
 
 from .cases import FAMILIES, NUM_CLASSES, Case, cases, suite_mode
 from .machine import machine_info, set_threads
-from .memory import available_memory, memory_estimate, peak_memory
+from .memory import available_memory, memory_estimate, peak_memory, peak_memory_forms
 from .methods import Method, auto_backend, jobs, methods
 from .places import has_torch
 from .report import Target, check_targets, format_table, plot, summarize
@@ -62,5 +63,5 @@ from .timing import CALIBRATE_BELOW_S, fixed_rounds, measure, record
 __all__ = [
     "FAMILIES", "NUM_CLASSES", "CALIBRATE_BELOW_S", "Case", "Method", "Target", "available_memory",
     "check_targets", "fixed_rounds", "format_table", "jobs", "machine_info", "memory_estimate", "peak_memory",
-    "plot", "record", "repository_targets", "run", "set_threads", "suite_mode", "summarize",
+    "peak_memory_forms", "plot", "record", "repository_targets", "run", "set_threads", "suite_mode", "summarize",
 ]
