@@ -258,11 +258,11 @@ def test_torch_kernels_run_on_meta_tensors(n):
         masks, order, labels, areas = _meta_inputs(n, mask_dtype)
         for kernel in ("gaussian", "linear"):
             for lab, area in ((None, None), (labels, areas)):
-                decay = _torch.mask_decay(masks, order, lab, area, kernel, 0.5, torch.float32)
+                decay = _torch.mask_decay(masks, order, lab, area, kernel, 0.5, torch.float32, "iou")
                 assert decay.device.type == "meta" and decay.shape == (n,)
-        assert _torch.mask_iou(masks, None).shape == (n, n)
-        assert _torch.mask_iou(masks, masks[: n // 2]).shape == (n, n // 2)
-        assert _torch.mask_iou_sorted(masks, order, labels).shape == (n, n)
+        assert _torch.mask_iou(masks, None, "iou").shape == (n, n)
+        assert _torch.mask_iou(masks, masks[: n // 2], "ios").shape == (n, n // 2)
+        assert _torch.mask_iou_sorted(masks, order, labels, "ios").shape == (n, n)
 
 
 HOST_CALLS = {"item", "cpu", "tolist", "numpy", "synchronize", "get"}

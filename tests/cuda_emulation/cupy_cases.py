@@ -96,7 +96,7 @@ def _iou_check(cp: Any, a: np.ndarray, b: np.ndarray | None, dtype: str = "bool"
     cupy_kernels = _kernels()
     da = cp.asarray(a.astype(dtype))
     db = None if b is None else cp.asarray(b.astype(dtype))
-    ious = _no_transfer(cp, lambda: cupy_kernels.mask_iou(da, db))
+    ious = _no_transfer(cp, lambda: cupy_kernels.mask_iou(da, db, "iou"))
     assert ious.dtype == np.float64
     np.testing.assert_array_equal(ious.get(), reference.mask_iou(a, a if b is None else b))
 
@@ -104,6 +104,15 @@ def _iou_check(cp: Any, a: np.ndarray, b: np.ndarray | None, dtype: str = "bool"
 @case
 def mask_iou_odd_sizes_bool(cp):
     _iou_check(cp, _masks(7, 5, 13), None)
+
+
+@case
+def mask_ios_two_sets(cp):
+    import reference
+
+    a, b = _masks(5, 6, 45, seed=11), _masks(9, 6, 45, seed=12, density=0.1)
+    ios = _no_transfer(cp, lambda: _kernels().mask_iou(cp.asarray(a), cp.asarray(b), "ios"))
+    np.testing.assert_allclose(ios.get(), reference.mask_ios(a, b), rtol=1e-12, atol=0)
 
 
 @case
@@ -140,7 +149,7 @@ def mask_iou_non_contiguous_float64_masks(cp):
 
     masks = _masks(5, 11, 6, seed=5)
     view = cp.asarray(np.ascontiguousarray(masks.transpose(0, 2, 1)).astype(np.float64)).transpose(0, 2, 1)
-    ious = _no_transfer(cp, lambda: _kernels().mask_iou(view, None))
+    ious = _no_transfer(cp, lambda: _kernels().mask_iou(view, None, "iou"))
     np.testing.assert_array_equal(ious.get(), reference.mask_iou(masks, masks))
 
 
@@ -160,7 +169,7 @@ def _sorted_check(cp: Any, masks: np.ndarray, order: np.ndarray, labels: np.ndar
     import reference
 
     dl = None if labels is None else cp.asarray(labels)
-    ious = _no_transfer(cp, lambda: _kernels().mask_iou_sorted(cp.asarray(masks), cp.asarray(order), dl))
+    ious = _no_transfer(cp, lambda: _kernels().mask_iou_sorted(cp.asarray(masks), cp.asarray(order), dl, "iou"))
     expected = reference.mask_iou(masks[order], masks[order])
     if labels is not None:
         expected[labels[:, None] != labels[None, :]] = 0
@@ -203,7 +212,7 @@ def _decay_check(cp: Any, masks: np.ndarray, kernel: str, labels: bool, areas: b
     decay = _no_transfer(cp, lambda: _kernels().mask_decay(
         cp.asarray(masks.astype(mask_dtype)), cp.asarray(order),
         None if sorted_labels is None else cp.asarray(sorted_labels),
-        None if sorted_areas is None else cp.asarray(sorted_areas), kernel, 0.5, getattr(cp, dtype)))
+        None if sorted_areas is None else cp.asarray(sorted_areas), kernel, 0.5, getattr(cp, dtype), "iou"))
     assert decay.dtype == np.dtype(dtype) and decay.shape == (n,)
     assert_close(decay.get(), expected, dtype)
 
