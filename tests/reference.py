@@ -119,6 +119,11 @@ def matrix_nms(scores, masks=None, boxes=None, labels=None, kernel="gaussian", s
                     ious[a, b] = 0.0
     factors = decay(ious, kernel, sigma)
     results = [(scores[i] * f, i) for i, f in zip(candidates, factors)]
+    return _finish(results, post_threshold, post_top_k)
+
+
+def _finish(results, post_threshold, post_top_k):
+    """(keep, decayed) from (decayed, index) pairs: the post threshold, the ranking (ties: lower index), top-k."""
     if post_threshold is not None:
         results = [(d, i) for d, i in results if d >= post_threshold]
     results.sort(key=lambda r: (-r[0], r[1]))
@@ -149,9 +154,4 @@ def matrix_nms_by_label(scores, masks=None, boxes=None, labels=None, kernel="gau
             "boxes": np.asarray(boxes)[members]}
         keep, decayed = matrix_nms(scores[members], kernel=kernel, sigma=sigma, **items)
         results += [(d, members[k]) for k, d in zip(keep, decayed)]
-    if post_threshold is not None:
-        results = [(d, i) for d, i in results if d >= post_threshold]
-    results.sort(key=lambda r: (-r[0], r[1]))
-    if post_top_k is not None:
-        results = results[:post_top_k]
-    return [i for _, i in results], [d for d, _ in results]
+    return _finish(results, post_threshold, post_top_k)
