@@ -2,6 +2,8 @@
 
     pytest benchmarks/test_bench_sweep.py --benchmark-disable       # smoke: a tiny synthetic file
     SWEEP_BENCH_IMAGES=2000 pytest benchmarks/test_bench_sweep.py -s  # the targets' sizes
+    SWEEP_BENCH_CANDIDATES=val.parquet pytest benchmarks/test_bench_sweep.py -s -k engines  # a real file
+                                                                            # (its _gt.json beside it)
 
 Targets: a 12-variant sweep on Ray takes <= 0.7 x the local engine's time with identical AP tables;
 ``rescore`` over 20,000 images keeps peak RSS < 1 GiB. The files are synthetic: rows of SOLO-like scenes
@@ -62,6 +64,10 @@ def synthetic_candidates(path: Path, images: int, size: int = 128, seed: int = 0
 
 @pytest.fixture(scope="module")
 def candidates(tmp_path_factory):
+    """SWEEP_BENCH_CANDIDATES (e.g. ``python -m solov2_ref.candidates --split val --images 2000``), else synthetic."""
+    given = os.environ.get("SWEEP_BENCH_CANDIDATES")
+    if given:
+        return Path(given)
     return synthetic_candidates(tmp_path_factory.mktemp("sweep") / "synthetic.parquet", IMAGES)
 
 
@@ -90,8 +96,11 @@ def test_sweep_engines(candidates, benchmark):
         local, distributed, (t_local, t_start, t_ray) = benchmark.pedantic(both, rounds=1, iterations=1)
     finally:
         ray.shutdown()
-    print(f"\n{IMAGES} images x 12 variants: local {t_local:.1f} s, ray {t_ray:.1f} s "
-          f"(+ {t_start:.1f} s start-up), ratio {t_ray / t_local:.2f} (target <= 0.7)")
+    from matrixnms.tuning.candidates import count_images
+
+    print(f"\n{count_images(candidates)} images of {candidates.name} x 12 variants: local {t_local:.1f} s, "
+          f"ray {t_ray:.1f} s (+ {t_start:.1f} s start-up), ratio {t_ray / t_local:.2f} (target <= 0.7), "
+          f"{(t_ray + t_start) / t_local:.2f} with the start-up")
     assert ap_table(local) == ap_table(distributed)
 
 

@@ -218,8 +218,10 @@ def _tuning(args: argparse.Namespace) -> int:
             run.pop("engine")
             compared = sweep.compare_engines(args.candidates, args.gt, variants, evaluator=args.evaluator, **run)
             rows = compared["ray"]
+            with_startup = (compared["ray_seconds"] + compared["ray_startup_seconds"]) / compared["local_seconds"]
             print(f"local engine {compared['local_seconds']:.1f} s, ray engine {compared['ray_seconds']:.1f} s "
-                  f"(+ {compared['ray_startup_seconds']:.1f} s Ray start-up): ratio {compared['ratio']:.2f}; "
+                  f"(+ {compared['ray_startup_seconds']:.1f} s Ray start-up): ratio {compared['ratio']:.2f} "
+                  f"({with_startup:.2f} with the start-up); "
                   f"AP tables {'identical' if compared['identical'] else 'DIFFERENT'}")
         else:
             rows = sweep.sweep(args.candidates, args.gt, variants, evaluator=args.evaluator, **run)

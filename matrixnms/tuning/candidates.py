@@ -197,11 +197,22 @@ def images_of(batch: Any) -> list[ImageCandidates]:
     return [_checked(row) for row in batch.to_pylist()]
 
 
-def iter_images(path: str | Path, batch_size: int = ROW_GROUP_SIZE) -> Iterator[ImageCandidates]:
-    """Stream the images of a candidate file, ``batch_size`` rows at a time (bounded memory)."""
+def open_parquet(path: str | Path) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` of a local path or of a URI pyarrow knows (``s3://``, ``gs://``, ...)."""
     import pyarrow.parquet as pq
 
-    file = pq.ParquetFile(path)
+    text = str(path)
+    if "://" in text and not text.startswith("file://"):
+        from pyarrow import fs
+
+        filesystem, inner = fs.FileSystem.from_uri(text)
+        return pq.ParquetFile(filesystem.open_input_file(inner))
+    return pq.ParquetFile(text.removeprefix("file://"))
+
+
+def iter_images(path: str | Path, batch_size: int = ROW_GROUP_SIZE) -> Iterator[ImageCandidates]:
+    """Stream the images of a candidate file, ``batch_size`` rows at a time (bounded memory)."""
+    file = open_parquet(path)
     check_columns(file.schema_arrow.names, str(path))
     for batch in file.iter_batches(batch_size=batch_size):
         yield from images_of(batch)
@@ -209,9 +220,7 @@ def iter_images(path: str | Path, batch_size: int = ROW_GROUP_SIZE) -> Iterator[
 
 def count_images(path: str | Path) -> int:
     """Rows of a candidate file, from its metadata."""
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
+    return open_parquet(path).metadata.num_rows
 
 
 class CandidateWriter:

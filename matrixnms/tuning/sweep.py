@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .engines import count_images, evaluate_all, iter_rows, rows_of
+from .engines import accumulate_all, count_images, evaluate_all, iter_rows, rows_of
+from .evaluation import FIGURES
 from .variants import Variant, coco_results
-
-FIGURES = ("AP", "AP50", "AP75", "AR100")
 
 
 def load_gt(path: str | Path) -> dict[str, Any]:
@@ -48,20 +47,36 @@ def sweep(candidates: str | Path, gt: str | Path, variants: Sequence[Variant], *
     gt_dataset = load_gt(gt)
     variants = list(variants)
     images = count_images(candidates)
+    # ray with pycocotools: each image is evaluated in the worker where its NMS ran and only the records come
+    # back, to be accumulated per variant (evaluation.accumulate_stats, the same figures); otherwise each
+    # variant's detections come back and are evaluated whole (the cheapest way in one process)
+    split = engine == "ray" and evaluator == "pycocotools"
+    records: list[dict[int, bytes]] = [{} for _ in variants]
     results: list[list[tuple[int, list[dict[str, Any]]]]] = [[] for _ in variants]
     seconds: list[list[float]] = [[] for _ in variants]
     with tqdm(total=images * len(variants), desc=f"sweep ({engine})", unit="image-variant", disable=not progress,
               dynamic_ncols=True) as bar:
         for batch in iter_rows(candidates, variants, engine=engine, num_cpus=num_cpus, address=address,
-                               cpus_per_worker=cpus_per_worker):
+                               cpus_per_worker=cpus_per_worker, gt=gt_dataset if split else None):
             for row in rows_of(batch):
-                results[row["variant"]].append((row["image_id"], coco_results(row)))
-                seconds[row["variant"]].append(row["nms_seconds"])
+                v = row["variant"]
+                if split:
+                    if row["image_id"] in records[v]:
+                        raise ValueError(f"image_id {row['image_id']} appears more than once in the candidates")
+                    records[v][row["image_id"]] = row["records"]
+                else:
+                    results[v].append((row["image_id"], coco_results(row)))
+                seconds[v].append(row["nms_seconds"])
             bar.update(len(batch["variant"]))
-    # the engines deliver images in any order: put them in image order so both evaluate the same lists
-    ordered = [[r for _, image in sorted(per_variant, key=lambda x: x[0]) for r in image] for per_variant in results]
     with tqdm(total=len(variants), desc="COCO eval", unit="variant", disable=not progress, dynamic_ncols=True) as bar:
-        stats = evaluate_all(gt_dataset, ordered, engine=engine, evaluator=evaluator, on_done=lambda _: bar.update(1))
+        if split:
+            stats = accumulate_all(gt_dataset, records, engine=engine, on_done=lambda _: bar.update(1))
+        else:
+            # the engines deliver images in any order: put them in image order so both evaluate the same lists
+            ordered = [[r for _, image in sorted(per_variant, key=lambda x: x[0]) for r in image]
+                       for per_variant in results]
+            stats = evaluate_all(gt_dataset, ordered, engine=engine, evaluator=evaluator,
+                                 on_done=lambda _: bar.update(1))
     elapsed = time.perf_counter() - start
     rows = []
     for index, (variant, figures, times) in enumerate(zip(variants, stats, seconds)):

@@ -1,0 +1,200 @@
+"""COCO mask evaluation split by image: the per-image part where the images are, one accumulation at the end.
+
+pycocotools' ``COCOeval.evaluate`` matches each image's detections of each category to that image's ground
+truth (``evaluateImg``: one record per category, area range and image) and depends on nothing else;
+``accumulate`` then ranks every record's detections by score across images and builds the precision /
+recall tables. So a sweep's engines evaluate each batch of images where its NMS ran (``ImageEvaluator``, in
+the workers: the detections never travel) and the driver merges the records of every image in the order a
+single ``evaluate`` would have made them and runs pycocotools' own ``accumulate`` and ``summarize``
+(``accumulate_stats``). The figures equal one ``COCOeval`` over all images exactly (``tests/test_sweep.py``
+checks it against ``coco_stats`` and ``solov2_ref.evaluate``).
+
+``coco_stats`` is the whole evaluation in one call, with pycocotools or faster-coco-eval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import pickle
+from typing import Any, Iterable, Mapping, Sequence
+
+EVALUATORS = ("pycocotools", "faster-coco-eval")
+FIGURES = ("AP", "AP50", "AP75", "AR100")
+
+
+def _only_area_all(params: Any) -> None:
+    """Evaluate the area range "all" alone. AP, AP50, AP75 and AR100 are figures of that range, which
+    ``evaluateImg`` and ``accumulate`` treat independently of the small / medium / large ranges: the same
+    figures for a quarter of the work (the other ranges' stats read -1)."""
+    params.areaRng, params.areaRngLbl = params.areaRng[:1], params.areaRngLbl[:1]
+    assert params.areaRngLbl == ["all"], params.areaRngLbl
+
+
+def _figures(stats: Sequence[float]) -> dict[str, float]:
+    # COCOeval writes -1 for an undefined metric (no ground truth): count it as 0
+    stats = [max(0.0, float(v)) for v in stats]
+    return {"AP": stats[0], "AP50": stats[1], "AP75": stats[2], "AR100": stats[8]}
+
+
+def coco_stats(gt_dataset: dict[str, Any], results: list[dict[str, Any]],
+               evaluator: str = "pycocotools") -> dict[str, float]:
+    """Mask AP, AP50, AP75 and AR100 of ``results`` against a COCO ground-truth dict (0 without results)."""
+    if not results:
+        return dict.fromkeys(FIGURES, 0.0)
+    if evaluator == "faster-coco-eval":
+        from faster_coco_eval import COCO, COCOeval_faster as COCOeval
+    else:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = gt_dataset
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(results), "segm")
+        _only_area_all(ev.params)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return _figures(ev.stats)
+
+
+def _coco(dataset: dict[str, Any]) -> Any:
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = dataset
+        coco.createIndex()
+    return coco
+
+
+# what pycocotools' accumulate reads of an evaluateImg record; the rest (ids, gtMatches) stays in the worker
+_FIELDS = ("dtScores", "dtMatches", "dtIgnore", "gtIgnore")
+
+
+def pack_records(records: Sequence[dict[str, Any] | None]) -> bytes:
+    """One image's ``evaluateImg`` records as a few flat arrays (cheap to send and to unpack): the positions
+    of the records that are not None, their detection and ground-truth counts, and the four fields
+    ``accumulate`` reads, concatenated (same dtypes and values)."""
+    import numpy as np
+
+    kept = [(j, r) for j, r in enumerate(records) if r is not None]
+    t = len(kept[0][1]["dtMatches"]) if kept else 0
+    where = np.array([j for j, _ in kept], np.int32)
+    dets = np.array([len(r["dtScores"]) for _, r in kept], np.int64)
+    gts = np.array([len(r["gtIgnore"]) for _, r in kept], np.int64)
+    scores = np.array([x for _, r in kept for x in r["dtScores"]], np.float64)
+    matches = np.concatenate([r["dtMatches"] for _, r in kept], axis=1) if kept else np.zeros((0, 0))
+    ignored = np.concatenate([r["dtIgnore"] for _, r in kept], axis=1) if kept else np.zeros((0, 0), bool)
+    gt_ignored = np.concatenate([np.asarray(r["gtIgnore"], np.int64) for _, r in kept]) if kept else np.zeros(0, np.int64)
+    return pickle.dumps((len(records), t, where, dets, gts, scores, matches, ignored, gt_ignored),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_records(blob: bytes) -> list[dict[str, Any] | None]:
+    """``pack_records`` undone: the records (views into the flat arrays), None where evaluateImg gave None."""
+    import numpy as np
+
+    width, _, where, dets, gts, scores, matches, ignored, gt_ignored = pickle.loads(blob)
+    out: list[dict[str, Any] | None] = [None] * width
+    d_end, g_end = np.cumsum(dets).tolist(), np.cumsum(gts).tolist()
+    d0 = g0 = 0
+    for j, d1, g1 in zip(where.tolist(), d_end, g_end):
+        out[j] = {"dtScores": scores[d0:d1], "dtMatches": matches[:, d0:d1], "dtIgnore": ignored[:, d0:d1],
+                  "gtIgnore": gt_ignored[g0:g1]}
+        d0, g0 = d1, g1
+    return out
+
+
+class ImageEvaluator:
+    """The per-image half of ``COCOeval(gt, dt, "segm").evaluate()`` for batches of images.
+
+    Holds the ground truth indexed by image (built once per worker); ``records`` evaluates one variant's
+    detections on a batch of images and returns, per image, its ``evaluateImg`` records (category-major, then
+    area range, as ``COCOeval.evalImgs`` orders them) pickled to bytes.
+    """
+
+    def __init__(self, gt_dataset: Mapping[str, Any]) -> None:
+        self.categories = list(gt_dataset["categories"])
+        self.images = {int(im["id"]): im for im in gt_dataset["images"]}
+        self.annotations: dict[int, list[dict[str, Any]]] = {}
+        for ann in gt_dataset["annotations"]:
+            self.annotations.setdefault(int(ann["image_id"]), []).append(ann)
+
+    def records(self, image_ids: Sequence[int],
+                results: Sequence[Sequence[dict[str, Any]]]) -> list[dict[int, bytes]]:
+        """Per variant, ``{image_id: pickled records}`` of its ``results`` (COCO result dicts) on ``image_ids``."""
+        from pycocotools.cocoeval import COCOeval
+
+        ids = sorted({int(i) for i in image_ids})
+        missing = [i for i in ids if i not in self.images]
+        if missing:
+            raise ValueError(f"image_id {missing[0]} of the candidates is not in the ground truth "
+                             f"({len(missing)} such image(s) in this batch)")
+        images = [self.images[i] for i in ids]
+        gt = _coco({"images": images, "categories": self.categories,
+                    "annotations": [a for i in ids for a in self.annotations.get(i, [])]})
+        out = []
+        for variant_results in results:
+            with contextlib.redirect_stdout(io.StringIO()):
+                if variant_results:
+                    dt = gt.loadRes([dict(r) for r in variant_results])  # loadRes writes into them
+                else:  # loadRes cannot take an empty list
+                    dt = _coco({"images": images, "categories": self.categories, "annotations": []})
+                ev = COCOeval(gt, dt, "segm")
+                ev.params.imgIds = ids
+                _only_area_all(ev.params)
+                ev.evaluate()
+            # evalImgs is [category][area range][image]: every len(ids)-th record belongs to one image
+            out.append({i: pack_records(ev.evalImgs[j::len(ids)]) for j, i in enumerate(ids)})
+        return out
+
+
+def accumulate_stats(gt_dataset: Mapping[str, Any], records: Mapping[int, bytes],
+                     evaluator: ImageEvaluator | None = None) -> dict[str, float]:
+    """AP, AP50, AP75 and AR100 from every image's ``ImageEvaluator.records`` (pycocotools' accumulate).
+
+    Images of the ground truth without records (no candidates in the file) are evaluated here, with no
+    detections, as one ``COCOeval`` over the whole ground truth would.
+    """
+    from pycocotools.cocoeval import COCOeval
+
+    evaluator = evaluator or ImageEvaluator(gt_dataset)
+    ids = sorted(evaluator.images)
+    absent = [i for i in ids if i not in records]
+    extra = sorted(set(records) - set(evaluator.images))
+    if extra:
+        raise ValueError(f"image_id {extra[0]} of the candidates is not in the ground truth")
+    merged = {**records, **(evaluator.records(absent, [[]])[0] if absent else {})}
+    per_image = [unpack_records(merged[i]) for i in ids]
+    ev = COCOeval(iouType="segm")
+    ev.params.imgIds = ids
+    ev.params.catIds = sorted({int(c["id"]) for c in evaluator.categories})
+    ev.params.maxDets = sorted(ev.params.maxDets)
+    _only_area_all(ev.params)
+    ev._paramsEval = copy.deepcopy(ev.params)
+    width = len(ev.params.catIds) * len(ev.params.areaRng)
+    if any(len(r) != width for r in per_image):
+        raise ValueError(f"records of another ground truth: {width} per image expected")
+    ev.evalImgs = [per_image[i][j] for j in range(width) for i in range(len(ids))]
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.accumulate()
+        ev.summarize()
+    return _figures(ev.stats)
+
+
+def merge_records(parts: Iterable[Mapping[int, bytes]]) -> dict[int, bytes]:
+    """One ``{image_id: records}`` from many; an image met twice is an error (duplicate rows in the file)."""
+    merged: dict[int, bytes] = {}
+    for part in parts:
+        for image_id, value in part.items():
+            if image_id in merged:
+                raise ValueError(f"image_id {image_id} appears more than once in the candidates")
+            merged[image_id] = value
+    return merged
+
+
+__all__ = ["EVALUATORS", "FIGURES", "coco_stats", "ImageEvaluator", "pack_records", "unpack_records",
+           "accumulate_stats", "merge_records"]
