@@ -159,7 +159,7 @@ def _add_variant_options(sub: argparse.ArgumentParser, many: bool) -> None:
     run.add_argument("--num-cpus", type=_positive, default=None, help="CPUs of the local Ray cluster (default: all)")
     run.add_argument("--address", default=None, help="join this Ray cluster (e.g. auto, ray://head:10001)")
     run.add_argument("--cpus-per-worker", type=_positive, default=1,
-                     help="CPUs (Numba / Torch threads) of each Ray NMS actor (1)")
+                     help="CPUs (Numba / Torch threads) of each Ray NMS task (1)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

@@ -2,7 +2,7 @@
 
 ``local``: one process, the file streamed in row groups; each variant's detections are evaluated with one
 ``COCOeval``. ``ray``: a Ray Data dataset of row ranges of the file, one ``map_batches`` task per range
-(``concurrency`` = the cluster's CPUs / ``cpus_per_worker``) that reads its rows, applies the variants and,
+(at most the cluster's CPUs / ``cpus_per_worker`` at once) that reads its rows, applies the variants and,
 for a sweep, evaluates them on its images (``evaluation.ImageEvaluator``): only the per-image records come
 back, and the variants' accumulations run as parallel Ray tasks. The two give the same figures exactly
 (``tests/test_evaluation.py``, ``tests/test_sweep.py``).
@@ -26,8 +26,8 @@ from .variants import Variant, coco_results, nms_rows, warm_up
 
 ENGINES = ("ray", "local")
 MAX_BLOCKS = 4096  # row ranges of the candidate file, one Ray Data block each: at most this many blocks
-TASKS_PER_WORKER = 4  # the ray engine's default split: about this many NMS tasks per worker,
-MAX_TASK_IMAGES = 1024  # of at most this many images each (bounded memory per task)
+TASKS_PER_WORKER = 2  # the ray engine's default split: about this many NMS tasks per worker,
+MAX_TASK_IMAGES = 512  # of at most this many images each (bounded memory per task)
 
 
 def default_engine() -> str:
@@ -197,7 +197,8 @@ def _ray_rows(path: str | Path, variants: Sequence[Variant], boxes: bool, batch_
     workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_worker)
     # The dataset is ranges of rows, one block each, and every task reads its rows itself: read_parquet makes
     # one block of one file, and splitting it takes read and repartition tasks that cannot run while the
-    # NMS holds every CPU. A few large tasks per worker: each task start costs Ray Data ~0.2 s.
+    # NMS holds every CPU. Few, large tasks: each costs Ray Data about a second (2,000 images on 2 CPUs: 4 tasks
+    # of 500 took 28 s, 8 of 250 32 s, 2 of 1,000 31 s).
     per_task = batch_size or min(MAX_TASK_IMAGES, max(8, -(-images // (workers * TASKS_PER_WORKER))))
     ranges = [{"start": a, "stop": min(a + per_task, images)} for a in range(0, images, per_task)]
     kwargs = {"path": path, "variants": list(variants), "threads": cpus_per_worker, "boxes": boxes,
@@ -205,7 +206,7 @@ def _ray_rows(path: str | Path, variants: Sequence[Variant], boxes: bool, batch_
     with _data_context(ray):
         dataset = ray.data.from_items(ranges, override_num_blocks=min(len(ranges), MAX_BLOCKS))
         rows = dataset.map_batches(_nms_task, fn_kwargs=kwargs, batch_size=1, batch_format="numpy",
-                                   num_cpus=cpus_per_worker, concurrency=workers)
+                                   num_cpus=cpus_per_worker, compute=ray.data.TaskPoolStrategy(size=workers))
         for batch in rows.iter_batches(batch_format="pyarrow", batch_size=None):
             yield batch.to_pydict()
 

@@ -53,7 +53,8 @@ def coco_stats(gt_dataset: dict[str, Any], results: list[dict[str, Any]],
         gt.dataset = gt_dataset
         gt.createIndex()
         ev = COCOeval(gt, gt.loadRes(results), "segm")
-        _only_area_all(ev.params)
+        if evaluator == "pycocotools":  # faster-coco-eval's C++ summary expects all four ranges
+            _only_area_all(ev.params)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
