@@ -13,8 +13,8 @@ Cases (one group, so pytest-benchmark prints the ratios):
   uint8 x int8 -> int32), each runtime on the CPU with its default threads (OpenVINO: default settings, f32
   on a CPU without bf16);
 - ``four-blocks``: the same graph with ``export.COUNT_BLOCKS = 4``: only the block upper triangle of the
-  counts is multiplied (10 of 16 blocks). Measured on a loaded 2-core AMD EPYC: ~4 % faster in onnxruntime,
-  ~35 % slower in OpenVINO, hence not the default.
+  counts is multiplied (10 of 16 blocks). Three idle runs on a 2-core AMD EPYC: -15 % to +20 % in
+  onnxruntime and -21 % to +7 % in OpenVINO against one block, within the noise, hence not the default.
 
 Every case first runs once untimed and its keep indices are checked against ``matrix_nms``. Timings on a
 shared machine are distorted by its load: compare the ratios within one run.

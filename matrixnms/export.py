@@ -136,9 +136,9 @@ def _safe_ratio(inter: Tensor, union: Tensor) -> Tensor:
     return torch.where(positive, ratio, union.new_zeros(()))
 
 
-# Row blocks of the ONNX overlap counts. Measured (benchmarks/test_bench_export.py, N = 500, 200 x 336):
-# 4 blocks (only the block upper triangle multiplied, 10 of 16 blocks) saved ~4 % in onnxruntime and cost
-# ~35 % in OpenVINO (smaller int32 MatMuls, Pad, Concat), so the default is one MatMulInteger.
+# Row blocks of the ONNX overlap counts. Measured (benchmarks/test_bench_export.py, N = 500, 200 x 336, three
+# idle runs): 4 blocks (only the block upper triangle multiplied, 10 of 16 blocks) changed the time by -15 %
+# to +20 % in onnxruntime and -21 % to +7 % in OpenVINO, within the noise, so the default is one MatMulInteger.
 COUNT_BLOCKS = 1
 
 
