@@ -77,14 +77,21 @@ def split_stats(gt: dict, results: list[dict], batch: int, seed: int) -> dict:
     return accumulate_stats(gt, merge_records(parts), evaluator)
 
 
-def full_cocoeval(gt: dict, results: list[dict]) -> dict:
-    """pycocotools' own evaluation, all four area ranges: AP, AP50, AP75, AR100."""
+def evaluated(gt: dict, results: list[dict]) -> COCOeval:
+    """pycocotools' own COCOeval after ``evaluate()``, all four area ranges."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = gt
         coco.createIndex()
         ev = COCOeval(coco, coco.loadRes([dict(r) for r in results]), "segm")
         ev.evaluate()
+    return ev
+
+
+def full_cocoeval(gt: dict, results: list[dict]) -> dict:
+    """pycocotools' own evaluation, all four area ranges: AP, AP50, AP75, AR100."""
+    ev = evaluated(gt, results)
+    with contextlib.redirect_stdout(io.StringIO()):
         ev.accumulate()
         ev.summarize()
     return {k: max(0.0, float(ev.stats[i])) for k, i in (("AP", 0), ("AP50", 1), ("AP75", 2), ("AR100", 8))}
@@ -121,12 +128,7 @@ def test_no_detections_at_all():
 
 def test_records_round_trip_through_packing():
     gt, results = scene(5)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = gt
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes([dict(r) for r in results]), "segm")
-        ev.evaluate()
+    ev = evaluated(gt, results)
     ids = ev.params.imgIds
     for j in range(len(ids)):
         original = ev.evalImgs[j::len(ids)]
