@@ -7,7 +7,6 @@ a spy in place of the registered kernel of each backend, and only the named back
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 
 import numpy as np
 import pytest
@@ -62,21 +61,13 @@ def install_spies(monkeypatch, op: str) -> dict[str, list]:
     return calls
 
 
+@pytest.mark.parametrize("backend", ["generic", pytest.param("numba", marks=requires("numba"))])
 @pytest.mark.parametrize("op, call", CALLS, ids=IDS)
-def test_backend_generic_runs_the_generic_kernel(monkeypatch, op, call):
+def test_a_named_backend_runs_its_own_kernel(monkeypatch, op, call, backend):
     calls = install_spies(monkeypatch, op)
-    call("generic")
-    assert len(calls["generic"]) == 1
-    assert all(not received for name, received in calls.items() if name != "generic")
-
-
-@requires("numba")
-@pytest.mark.parametrize("op, call", CALLS, ids=IDS)
-def test_backend_numba_runs_the_numba_kernel(monkeypatch, op, call):
-    calls = install_spies(monkeypatch, op)
-    call("numba")
-    assert len(calls["numba"]) == 1
-    assert all(not received for name, received in calls.items() if name != "numba")
+    call(backend)
+    assert len(calls[backend]) == 1
+    assert all(not received for name, received in calls.items() if name != backend)
 
 
 @requires("numba")

@@ -150,6 +150,8 @@ def test_unknown_and_repeated_images_are_named():
     one = evaluator.records([gt["images"][0]["id"]], [[]])[0]
     with pytest.raises(ValueError, match=f"image_id {gt['images'][0]['id']} appears more than once"):
         merge_records([one, one])
+    with pytest.raises(ValueError, match=f"image_id {gt['images'][0]['id']} appears more than once"):
+        evaluator.records([gt["images"][0]["id"]] * 2, [[]])
 
 
 def test_faster_coco_eval_gives_the_same_figures():

@@ -65,11 +65,8 @@ EVALUATED_COLUMNS = ("variant", "image_id", "nms_seconds", "records")
 def evaluated_rows(images: Sequence[ImageCandidates], variants: Sequence[Variant],
                    evaluator: ImageEvaluator) -> dict[str, list]:
     """Every variant on every image, evaluated there: columns ``EVALUATED_COLUMNS``, one row per (image, variant);
-    ``records``: the image's pickled ``evaluateImg`` records (``evaluation.ImageEvaluator``)."""
+    ``records``: the image's packed ``evaluateImg`` records (``evaluation.ImageEvaluator``)."""
     ids = [image.image_id for image in images]
-    if len(set(ids)) != len(ids):
-        twice = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"image_id {twice} appears more than once in the candidates")
     rows = nms_rows(images, variants)
     per_variant: list[list[dict[str, Any]]] = [[] for _ in variants]
     for row in rows_of(rows):
@@ -170,10 +167,6 @@ def start_ray(num_cpus: int | None = None, address: str | None = None) -> Any:
         if address is None:
             options["num_cpus"] = num_cpus
         ray.init(address=address, **options)
-        started = True
-    else:
-        started = False
-    if started:
         with _data_context(ray):
             ray.data.range(1).map_batches(lambda batch: batch).take_all()
         # one worker process per CPU, started now rather than in the first sweep

@@ -82,7 +82,6 @@ def pack_records(records: Sequence[dict[str, Any] | None]) -> bytes:
     import numpy as np
 
     kept = [(j, r) for j, r in enumerate(records) if r is not None]
-    t = len(kept[0][1]["dtMatches"]) if kept else 0
     where = np.array([j for j, _ in kept], np.int32)
     dets = np.array([len(r["dtScores"]) for _, r in kept], np.int64)
     gts = np.array([len(r["gtIgnore"]) for _, r in kept], np.int64)
@@ -90,7 +89,7 @@ def pack_records(records: Sequence[dict[str, Any] | None]) -> bytes:
     matches = np.concatenate([r["dtMatches"] for _, r in kept], axis=1) if kept else np.zeros((0, 0))
     ignored = np.concatenate([r["dtIgnore"] for _, r in kept], axis=1) if kept else np.zeros((0, 0), bool)
     gt_ignored = np.concatenate([np.asarray(r["gtIgnore"], np.int64) for _, r in kept]) if kept else np.zeros(0, np.int64)
-    return pickle.dumps((len(records), t, where, dets, gts, scores, matches, ignored, gt_ignored),
+    return pickle.dumps((len(records), where, dets, gts, scores, matches, ignored, gt_ignored),
                         protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -98,7 +97,7 @@ def unpack_records(blob: bytes) -> list[dict[str, Any] | None]:
     """``pack_records`` undone: the records (views into the flat arrays), None where evaluateImg gave None."""
     import numpy as np
 
-    width, _, where, dets, gts, scores, matches, ignored, gt_ignored = pickle.loads(blob)
+    width, where, dets, gts, scores, matches, ignored, gt_ignored = pickle.loads(blob)
     out: list[dict[str, Any] | None] = [None] * width
     d_end, g_end = np.cumsum(dets).tolist(), np.cumsum(gts).tolist()
     d0 = g0 = 0
@@ -114,7 +113,7 @@ class ImageEvaluator:
 
     Holds the ground truth indexed by image (built once per worker); ``records`` evaluates one variant's
     detections on a batch of images and returns, per image, its ``evaluateImg`` records (category-major, then
-    area range, as ``COCOeval.evalImgs`` orders them) pickled to bytes.
+    area range, as ``COCOeval.evalImgs`` orders them) packed to bytes (``pack_records``).
     """
 
     def __init__(self, gt_dataset: Mapping[str, Any]) -> None:
@@ -126,10 +125,14 @@ class ImageEvaluator:
 
     def records(self, image_ids: Sequence[int],
                 results: Sequence[Sequence[dict[str, Any]]]) -> list[dict[int, bytes]]:
-        """Per variant, ``{image_id: pickled records}`` of its ``results`` (COCO result dicts) on ``image_ids``."""
+        """Per variant, ``{image_id: packed records}`` of its ``results`` (COCO result dicts) on ``image_ids``
+        (each id once)."""
         from pycocotools.cocoeval import COCOeval
 
-        ids = sorted({int(i) for i in image_ids})
+        ids = sorted(int(i) for i in image_ids)
+        for a, b in zip(ids, ids[1:]):
+            if a == b:
+                _repeated(a)
         missing = [i for i in ids if i not in self.images]
         if missing:
             raise ValueError(f"image_id {missing[0]} of the candidates is not in the ground truth "
@@ -186,16 +189,25 @@ def accumulate_stats(gt_dataset: Mapping[str, Any], records: Mapping[int, bytes]
     return _figures(ev.stats)
 
 
+def _repeated(image_id: int) -> None:
+    raise ValueError(f"image_id {image_id} appears more than once in the candidates")
+
+
+def add_records(merged: dict[int, bytes], image_id: int, value: bytes) -> None:
+    """``merged[image_id] = value``; an image met twice is an error (duplicate rows in the file)."""
+    if image_id in merged:
+        _repeated(image_id)
+    merged[image_id] = value
+
+
 def merge_records(parts: Iterable[Mapping[int, bytes]]) -> dict[int, bytes]:
-    """One ``{image_id: records}`` from many; an image met twice is an error (duplicate rows in the file)."""
+    """One ``{image_id: records}`` from many (``add_records``)."""
     merged: dict[int, bytes] = {}
     for part in parts:
         for image_id, value in part.items():
-            if image_id in merged:
-                raise ValueError(f"image_id {image_id} appears more than once in the candidates")
-            merged[image_id] = value
+            add_records(merged, image_id, value)
     return merged
 
 
 __all__ = ["EVALUATORS", "FIGURES", "coco_stats", "ImageEvaluator", "pack_records", "unpack_records",
-           "accumulate_stats", "merge_records"]
+           "accumulate_stats", "add_records", "merge_records"]

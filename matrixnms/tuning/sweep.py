@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .engines import accumulate_all, count_images, evaluate_all, iter_rows, rows_of
-from .evaluation import FIGURES
+from .evaluation import FIGURES, add_records
 from .variants import Variant, coco_results
 
 
@@ -61,9 +61,7 @@ def sweep(candidates: str | Path, gt: str | Path, variants: Sequence[Variant], *
             for row in rows_of(batch):
                 v = row["variant"]
                 if split:
-                    if row["image_id"] in records[v]:
-                        raise ValueError(f"image_id {row['image_id']} appears more than once in the candidates")
-                    records[v][row["image_id"]] = row["records"]
+                    add_records(records[v], row["image_id"], row["records"])
                 else:
                     results[v].append((row["image_id"], coco_results(row)))
                 seconds[v].append(row["nms_seconds"])
