@@ -14,6 +14,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("pycocotools", reason="pycocotools not installed")
 
@@ -106,6 +108,14 @@ def test_split_equals_one_cocoeval(seed, tied):
     for batch in (1, 3, 100):
         assert split_stats(gt, results, batch, seed) == whole
     assert 0 < whole["AP"] < 1
+
+
+@settings(max_examples=30)
+@given(seed=st.integers(0, 2**16), images=st.integers(1, 12), batch=st.integers(1, 12), tied=st.booleans())
+def test_split_equals_one_cocoeval_property(seed, images, batch, tied):
+    """Any scene, any batch size, any order of batches: the split figures are one COCOeval's, exactly."""
+    gt, results = scene(seed, images=images, tied=tied)
+    assert split_stats(gt, results, batch, seed) == coco_stats(gt, [dict(r) for r in results])
 
 
 def test_ground_truth_images_without_records_count_as_misses():
