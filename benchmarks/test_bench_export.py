@@ -9,12 +9,12 @@ Cases (one group, so pytest-benchmark prints the ratios):
   yardstick (the exported graph should take <= 0.4x its time);
 - ``matrix_nms``: the library on NumPy input (``backend="auto"``: the Numba kernel that skips pairs whose
   boxes or labels differ);
-- ``onnxruntime`` / ``openvino`` ``one-block``: the graph ``to_onnx`` writes (counts by one ``MatMulInteger``
-  uint8 x int8 -> int32), each runtime on the CPU with its default threads (OpenVINO: default settings, f32
-  on a CPU without bf16);
-- ``four-blocks``: the same graph with ``export.COUNT_BLOCKS = 4``: only the block upper triangle of the
-  counts is multiplied (10 of 16 blocks). Three idle runs on a 2-core AMD EPYC: -15 % to +20 % in
-  onnxruntime and -21 % to +7 % in OpenVINO against one block, within the noise, hence not the default.
+- ``onnxruntime`` / ``openvino`` ``grid-8``: the graph ``to_onnx`` writes (``export.COUNT_GRID = 8``: the frame
+  cut into 8 x 8 cells of 25 x 42 pixels, each cell's present masks counted by one batched ``MatMulInteger``
+  uint8 x int8 -> int32), each runtime on the CPU with its default threads (OpenVINO: default settings, f32 on
+  a CPU without bf16);
+- ``grid-1``: the same graph with ``export.COUNT_GRID = 1``: one cell, the whole frame, every non-empty mask
+  counted against every other (the counts of earlier releases), to show what the grid saves.
 
 Every case first runs once untimed and its keep indices are checked against ``matrix_nms``. Timings on a
 shared machine are distorted by its load: compare the ratios within one run.
@@ -54,18 +54,19 @@ def scene(request):
 
 @pytest.fixture(scope="module")
 def graphs(scene, tmp_path_factory):
-    """{"one-block": path, "four-blocks": path}: the default export and one with 4 row blocks of counts."""
+    """{"grid-8": path, "grid-1": path}: the default export and one that counts over the whole frame."""
     s, _ = scene
     n, h, w = s.masks.shape
     folder = tmp_path_factory.mktemp("bench-export")
     options = dict(labels=True, valid=False, kernel="gaussian", sigma=0.5)
-    paths = {"one-block": export.to_onnx(folder / "one_block.onnx", n, (h, w), **options)}
-    default = export.COUNT_BLOCKS
-    export.COUNT_BLOCKS = 4
-    try:
-        paths["four-blocks"] = export.to_onnx(folder / "four_blocks.onnx", n, (h, w), **options)
-    finally:
-        export.COUNT_BLOCKS = default
+    paths = {}
+    default = export.COUNT_GRID
+    for grid in (default, 1):
+        export.COUNT_GRID = grid
+        try:
+            paths[f"grid-{grid}"] = export.to_onnx(folder / f"grid_{grid}.onnx", n, (h, w), **options)
+        finally:
+            export.COUNT_GRID = default
     return paths
 
 
@@ -79,7 +80,7 @@ def test_paper_numpy(benchmark, scene):
     order, _ = paper_matrix_nms_numpy(s.scores, s.masks, s.labels, method="gauss", sigma=0.5)
     assert len(order) == len(expected)
     benchmark.extra_info.update(what="Figure 1 in NumPy float32 (sort included)")
-    benchmark.pedantic(paper_matrix_nms_numpy, (s.scores, s.masks, s.labels), rounds=3, warmup_rounds=0)
+    benchmark.pedantic(paper_matrix_nms_numpy, (s.scores, s.masks, s.labels), rounds=7, warmup_rounds=1)
 
 
 @pytest.mark.benchmark(group=GROUP)
@@ -88,11 +89,11 @@ def test_matrix_nms(benchmark, scene):
     call = lambda: matrix_nms(s.scores, s.masks, labels=s.labels, kernel="gaussian", sigma=0.5)  # noqa: E731
     _check(call()[0], expected.numpy() if hasattr(expected, "numpy") else expected)
     benchmark.extra_info.update(what="matrixnms.matrix_nms, NumPy input, backend auto")
-    benchmark.pedantic(call, rounds=3, warmup_rounds=0)
+    benchmark.pedantic(call, rounds=7, warmup_rounds=1)
 
 
 @pytest.mark.benchmark(group=GROUP)
-@pytest.mark.parametrize("variant", ["one-block", "four-blocks"])
+@pytest.mark.parametrize("variant", [f"grid-{export.COUNT_GRID}", "grid-1"])
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_exported_graph(benchmark, scene, graphs, runtime, variant):
     s, expected = scene
@@ -100,4 +101,4 @@ def test_exported_graph(benchmark, scene, graphs, runtime, variant):
     feed = {"scores": s.scores, "masks": s.masks, "labels": s.labels}
     _check(run(feed)["keep"], np.asarray(expected))
     benchmark.extra_info.update(what=f"to_onnx graph ({variant}) in {runtime}, CPU, default settings")
-    benchmark.pedantic(run, (feed,), rounds=3, warmup_rounds=0)
+    benchmark.pedantic(run, (feed,), rounds=7, warmup_rounds=1)

@@ -22,20 +22,22 @@ minimum taken over exponents, linear duplicates ignored as suppressors), so no N
 Limits of the static graph:
 
 - Mask intersections and areas are exact integer counts, under any precision setting of a runtime. The
-  masks become uint8 rows and go through one custom op, ``matrixnms::upper_overlaps``: eager, compiled and
+  masks become uint8 and go through one custom op, ``matrixnms::overlap_counts``: eager, compiled and
   scripted Torch count with a float32 matmul (exact while ``H * W <= 2**24``, the limit checked for every
-  path), the ONNX graph with ``MatMulInteger`` (uint8 x int8 -> int32; optionally only the block upper
-  triangle the decay reads, ``COUNT_BLOCKS``). No float op touches the masks, so OpenVINO's bf16 / f16
-  ``INFERENCE_PRECISION_HINT`` (its CPU default where the CPU has bf16) cannot round a count, and the graph
-  has no float MatMul or Conv: OpenVINO's CPU plugin keeps the float ops after the last such "significant"
-  node (here: all of them, the IoU, decay and ranking) in f32. A runtime that lowers every float op to fp16
-  (TensorRT with the FP16 flag and no precision constraints) would round IoUs and decayed scores, so
-  near-ties could be reordered: keep it in FP32 (no ``--fp16`` in trtexec; TensorRT is not tested here).
-  ``export_onnx`` passes the lowering (``ONNX_TRANSLATIONS``); export a model by other means with
-  ``custom_translation_table=ONNX_TRANSLATIONS``.
-- Memory: (K, H * W) uint8 masks, (K, K) IoU and (N, N) booleans for the ranking. Time is dominated by
-  the integer matmul: every pair of a row block with the blocks after it is counted, unlike the Numba kernel
-  that skips pairs whose boxes or labels differ.
+  path); the ONNX graph cuts the frame into a grid of cells (``COUNT_GRID``, 8 x 8 where the sides divide),
+  finds which masks have pixels in each cell, and counts each cell's masks with one batched
+  ``MatMulInteger`` (uint8 x int8 -> int32), summed in int32. No float op touches the masks, so OpenVINO's
+  bf16 / f16 ``INFERENCE_PRECISION_HINT`` (its CPU default where the CPU has bf16) cannot round a count,
+  and the graph has no float MatMul or Conv: OpenVINO's CPU plugin keeps the float ops after the last such
+  "significant" node (here: all of them, the IoU, decay and ranking) in f32. A runtime that lowers every
+  float op to fp16 (TensorRT with the FP16 flag and no precision constraints) would round IoUs and decayed
+  scores, so near-ties could be reordered: keep it in FP32 (no ``--fp16`` in trtexec; TensorRT is not
+  tested here). ``export_onnx`` passes the lowering (``ONNX_TRANSLATIONS``); export a model by other means
+  with ``custom_translation_table=ONNX_TRANSLATIONS``.
+- Memory: (N, H, W) uint8 masks, (cells, m, H * W / cells) uint8 for the m masks of the most crowded cell,
+  (K, K) IoU and (N, N) booleans for the ranking. Time grows with the masks' spread: a mask is counted only
+  in the cells it reaches, so SOLO's compact masks cost a fraction of the whole-frame product (which
+  ``COUNT_GRID = 1`` computes, and which masks covering the whole frame cost anyway).
 - Inside a compiled or exported graph values are not checked (no data-dependent errors are possible):
   eager calls raise for NaN scores, non-binary masks and inverted boxes; a graph treats a non-finite score
   as not a candidate and computes inverted boxes without raising.
@@ -136,62 +138,95 @@ def _safe_ratio(inter: Tensor, union: Tensor) -> Tensor:
     return torch.where(positive, ratio, union.new_zeros(()))
 
 
-# Row blocks of the ONNX overlap counts. Measured (benchmarks/test_bench_export.py, N = 500, 200 x 336, three
-# idle runs): 4 blocks (only the block upper triangle multiplied, 10 of 16 blocks) changed the time by -15 %
-# to +20 % in onnxruntime and -21 % to +7 % in OpenVINO, within the noise, so the default is one MatMulInteger.
-COUNT_BLOCKS = 1
+# The ONNX overlap counts split the frame into a grid of cells (at most COUNT_GRID x COUNT_GRID; each side is
+# divided by its largest divisor <= COUNT_GRID) and multiply, per cell, only the masks with pixels in it.
+# Measured (benchmarks/test_bench_export.py, N = 500, 200 x 336, 80 labels, 2-core AMD EPYC): see the README's
+# Deploying table; COUNT_GRID = 1 is one cell, the whole frame (every non-empty mask against every other).
+COUNT_GRID = 8
 
 
-def _count_blocks(k: int) -> int:
-    """Row blocks for K rows: ``COUNT_BLOCKS``, but none smaller than 128 rows."""
-    return max(1, min(COUNT_BLOCKS, k // 128))
+def _grid_side(size: int, grid: int) -> int:
+    """Cells along one side of ``size`` pixels: the largest divisor of ``size`` that is at most ``grid``."""
+    return max(d for d in range(1, max(1, min(grid, size)) + 1) if size % d == 0)
 
 
-@torch.library.custom_op("matrixnms::upper_overlaps", mutates_args=())
-def upper_overlaps(rows: Tensor, blocks: int) -> Tensor:
-    """Pixel overlap counts (K, K) int32 of 0/1 ``rows`` (K, P) uint8, exact for ``i <= j``.
+@torch.library.custom_op("matrixnms::overlap_counts", mutates_args=())
+def overlap_counts(masks: Tensor, order: Tensor, grid: int) -> Tensor:
+    """Pixel overlap counts (K, K) int32 of the 0/1 ``masks[order]``: ``|A_i and A_j|``, the areas on the diagonal.
 
-    Entries below the diagonal are unspecified (an exported graph leaves whole blocks of them 0). Eager,
-    compiled and scripted Torch count with one float32 matmul (exact while P <= 2**24); the ONNX graph
-    counts with ``MatMulInteger`` on uint8 x int8 blocks (int32 accumulation; ``ONNX_TRANSLATIONS``).
-    ``blocks`` only shapes the ONNX graph.
+    ``masks`` (N, H, W) uint8, ``order`` (K,) int64 rows of it. Eager, compiled and scripted Torch count with
+    one float32 matmul (exact while H * W <= 2**24); the ONNX graph counts in integers, cell by cell of a grid
+    (``ONNX_TRANSLATIONS``). ``grid`` only shapes the ONNX graph.
     """
-    flat = rows.to(torch.float32)
-    return torch.matmul(flat, flat.t()).to(torch.int32)
+    rows = masks.reshape(masks.shape[0], -1).index_select(0, order).to(torch.float32)
+    return torch.matmul(rows, rows.t()).to(torch.int32)
 
 
-@upper_overlaps.register_fake
-def _upper_overlaps_shape(rows: Tensor, blocks: int) -> Tensor:
-    return rows.new_empty((rows.shape[0], rows.shape[0]), dtype=torch.int32)
+@overlap_counts.register_fake
+def _overlap_counts_shape(masks: Tensor, order: Tensor, grid: int) -> Tensor:
+    return masks.new_empty((order.shape[0], order.shape[0]), dtype=torch.int32)
 
 
-def _upper_overlaps_onnx(rows: Any, blocks: int) -> Any:
-    """ONNX for ``upper_overlaps``: integer counts only (no float op touches the masks), block upper triangle.
+def _overlap_counts_onnx(masks: Any, order: Any, grid: int) -> Any:
+    """ONNX for ``overlap_counts``: integer counts of the masks present in each grid cell, summed in int32.
 
-    Row block r (rows [r*s, (r+1)*s)) is multiplied with the columns from r*s on, then padded on the left with
-    zeros; the blocks are stacked. ``MatMulInteger`` (uint8 x int8 -> int32) runs on integer kernels in
-    onnxruntime (MLAS) and is an int32 MatMul in OpenVINO: no ``INFERENCE_PRECISION_HINT`` applies to it.
+    The frame is cut into ``sy x sx`` cells of ``h x w`` pixels. A mask is present in a cell when one of its
+    pixels is (two ``ReduceMax`` over contiguous runs: every pixel read once). Per cell, the present masks
+    (padded to the largest count, ``m``) are gathered as ``h`` row segments of ``w`` pixels each, and one batched
+    ``MatMulInteger`` (uint8 x int8 -> int32; integer kernels in onnxruntime, an int32 MatMul in OpenVINO,
+    never a float op on the masks) counts their overlaps within the cell: a mask absent from a cell has no
+    pixel to add there, so the cells' counts sum to the exact whole-frame counts. The sum is one
+    ``ScatterND(reduction="add")`` per cell into a (K + m, K + m) int32 matrix, so no update in one call
+    shares a target (onnxruntime's ScatterND is multi-threaded: repeated targets in one call race); padding
+    slots go to the rows and columns beyond K, sliced off at the end.
     """
-    from onnx import TensorProto
+    from onnx import TensorProto, helper
     from onnxscript import opset18 as op
 
-    k = rows.shape[0] if blocks > 1 else 0
-    columns = op.Transpose(op.Cast(rows, to=TensorProto.INT8), perm=[1, 0])
-    if blocks <= 1 or k is None:
-        return op.MatMulInteger(rows, columns)
-    size = -(-int(k) // blocks)
-    strips = []
-    for start in range(0, int(k), size):
-        stop = min(start + size, int(k))
-        block_rows = op.Slice(rows, op.Constant(value_ints=[start]), op.Constant(value_ints=[stop]),
-                              op.Constant(value_ints=[0]))
-        block_cols = op.Slice(columns, op.Constant(value_ints=[start]), op.Constant(value_ints=[int(k)]),
-                              op.Constant(value_ints=[1]))
-        strip = op.MatMulInteger(block_rows, block_cols)
-        if start:
-            strip = op.Pad(strip, op.Constant(value_ints=[0, start, 0, 0]))
-        strips.append(strip)
-    return op.Concat(*strips, axis=0)
+    height, width = masks.shape[1], masks.shape[2]
+    if not isinstance(height, int) or not isinstance(width, int):
+        raise ValueError(f"the ONNX overlap counts need static mask sizes, got {masks.shape}")
+    sy, sx = _grid_side(height, grid), _grid_side(width, grid)
+    h, w, cells = height // sy, width // sx, sy * sx
+
+    def ints(*values: int) -> Any:
+        return op.Constant(value_ints=list(values))
+
+    def scalar(value: int) -> Any:
+        return op.Constant(value_int=value)
+
+    n = op.Shape(masks, start=0, end=1)
+    k = op.Shape(order)
+    k0 = op.Squeeze(k)
+    runs = op.Reshape(masks, ints(-1, w))                       # (N * H * sx, w): the row segments
+    # (N, sy, sx): does mask i have a pixel in cell (cy, cx)? (max over each segment, then over the h segments)
+    seen = op.Reshape(op.ReduceMax(runs, ints(1), keepdims=0), op.Concat(n, ints(sy, h, sx), axis=0))
+    seen = op.ReduceMax(op.Transpose(seen, perm=[0, 1, 3, 2]), ints(3), keepdims=0)
+    present = op.Cast(op.Transpose(op.Reshape(op.Gather(seen, order), op.Concat(k, ints(cells), axis=0)),
+                                   perm=[1, 0]), to=TensorProto.INT64)          # (cells, K), sorted positions
+    m = op.Max(op.ReduceMax(op.ReduceSum(present, ints(1), keepdims=0), keepdims=1), ints(1))
+    position = op.Range(scalar(0), k0, scalar(1))
+    # the present positions first, in increasing order (distinct keys: no tie for any TopK to break)
+    key = op.Sub(op.Mul(present, op.Add(k0, scalar(1))), position)
+    _, slot = op.TopK(key, m, axis=1, largest=1, sorted=1)                  # (cells, m)
+    taken = op.Cast(op.GatherElements(present, slot, axis=1), to=TensorProto.BOOL)
+    cell = op.Range(scalar(0), scalar(cells), scalar(1))
+    first = op.Add(op.Mul(op.Div(cell, scalar(sx)), scalar(h * sx)), op.Mod(cell, scalar(sx)))
+    start = op.Add(op.Mul(op.Gather(order, slot), scalar(height * sx)), op.Unsqueeze(first, ints(1)))
+    segments = op.Add(op.Unsqueeze(start, ints(2)), op.Mul(op.Range(scalar(0), scalar(h), scalar(1)), scalar(sx)))
+    block = op.Reshape(op.Gather(runs, segments), op.Concat(ints(cells), m, ints(h * w), axis=0))
+    counts = op.MatMulInteger(block, op.Transpose(op.Cast(block, to=TensorProto.INT8), perm=[0, 2, 1]))
+    spare = op.Add(op.Range(scalar(0), op.Squeeze(m), scalar(1)), k0)      # one spare target per slot
+    target = op.Where(taken, slot, spare)
+    square = op.Concat(ints(cells), m, m, axis=0)
+    index = op.Concat(op.Unsqueeze(op.Expand(op.Unsqueeze(target, ints(2)), square), ints(3)),
+                      op.Unsqueeze(op.Expand(op.Unsqueeze(target, ints(1)), square), ints(3)), axis=3)
+    side = op.Add(k, m)
+    total = op.ConstantOfShape(op.Concat(side, side, axis=0),
+                               value=helper.make_tensor("zero", TensorProto.INT32, [1], [0]))
+    for c in range(cells):
+        total = op.ScatterND(total, op.Gather(index, scalar(c)), op.Gather(counts, scalar(c)), reduction="add")
+    return op.Slice(total, ints(0, 0), op.Concat(k, k, axis=0), ints(0, 1))
 
 
 def _stable_sort_onnx(values: Any, stable: Optional[bool] = None, dim: int = -1, descending: bool = False) -> Any:
@@ -233,19 +268,16 @@ _MAX_SORT_LENGTH = 46340
 # the exporter's lowerings of what it cannot lower itself: this module's custom op and the stable sort;
 # export_onnx passes them (torch.onnx.export(..., custom_translation_table=ONNX_TRANSLATIONS) to export a
 # model some other way)
-ONNX_TRANSLATIONS = {torch.ops.matrixnms.upper_overlaps.default: _upper_overlaps_onnx,
+ONNX_TRANSLATIONS = {torch.ops.matrixnms.overlap_counts.default: _overlap_counts_onnx,
                      torch.ops.aten.sort.stable: _stable_sort_onnx}
 
 
 def _mask_iou_sorted(masks: Tensor, order: Tensor, dtype: torch.dtype) -> Tensor:
     """(K, K) IoU of ``masks[order]`` from exact integer overlap counts, valid for i <= j (all the decay reads)."""
-    n = masks.shape[0]
-    k = order.shape[0]
-    rows = masks.reshape(n, masks.shape[1] * masks.shape[2]).index_select(0, order).to(torch.uint8)
-    blocks = 1
-    if not torch.jit.is_scripting():  # the block count only shapes the ONNX graph (a global: not scriptable)
-        blocks = _count_blocks(k)
-    inter = torch.ops.matrixnms.upper_overlaps(rows, blocks).to(dtype)
+    grid = 1
+    if not torch.jit.is_scripting():  # the grid only shapes the ONNX graph (a global: not scriptable)
+        grid = COUNT_GRID
+    inter = torch.ops.matrixnms.overlap_counts(masks.to(torch.uint8), order, grid).to(dtype)
     # |A_i| = |A_i and A_i|: the areas are the diagonal, no second pass over the pixels
     area = torch.diagonal(inter)
     return _safe_ratio(inter, area[:, None] + area[None, :] - inter)

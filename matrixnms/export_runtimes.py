@@ -68,7 +68,8 @@ def onnx_runner(path: str | os.PathLike, runtime: str = "onnxruntime", *, precis
         outputs = [(o.get_any_name(), o) for o in compiled.outputs]
 
         def run(feed: dict) -> dict:
-            result = request.infer(feed)
+            # share_inputs: OpenVINO reads the caller's arrays instead of copying them (the masks: N * H * W bytes)
+            result = request.infer(feed, share_inputs=True)
             return {name: np.array(result[port]) for name, port in outputs}
 
         return run

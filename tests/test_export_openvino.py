@@ -113,15 +113,18 @@ def integer_count_report(model: onnx.ModelProto, source: str = "masks") -> dict:
     Returns ``{"counts": [MatMulInteger nodes], "float_on_path": [(op, tensor)], "heavy_float": [ops]}``.
     """
     types = _types(model)
-    derived, on_path, counts = {source}, [], []
+    derived, after, on_path, counts = {source}, set(), [], []
     for node in model.graph.node:  # nodes are topologically sorted in an ONNX graph
-        if not any(i in derived for i in node.input):
-            continue
-        if node.op_type == "MatMulInteger":
+        if node.op_type == "MatMulInteger" and any(i in derived for i in node.input):
             counts.append(node)
-            continue  # the counts (int32) and what follows them are not the masks' path
-        on_path.append(node)
-        derived.update(node.output)
+            after.update(node.output)
+            continue
+        if any(i in after for i in node.input):
+            after.update(node.output)  # the counts (int32: summed, sliced) and what follows are not the path
+            continue
+        if any(i in derived for i in node.input):
+            on_path.append(node)
+            derived.update(node.output)
     float_on_path = [(n.op_type, o) for n in on_path for o in n.output if types.get(o) in FLOAT_TYPES]
     heavy = [n.op_type for n in model.graph.node if n.op_type in HEAVY_FLOAT_OPS
              and any(types.get(i) in FLOAT_TYPES for i in n.input)]
@@ -147,9 +150,10 @@ def test_box_graphs_have_no_float_matmul(onnx_files):
             assert integer_count_report(onnx.load(str(onnx_files[name])), "boxes")["heavy_float"] == []
 
 
-def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path, monkeypatch):
-    # overlap counts above 256 (where bf16 rounds integers) and K >= 256 (two row blocks of MatMulInteger):
-    # the documented failure of a float matmul under bf16, exact here
+@pytest.mark.parametrize("grid", [8, 1])
+def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path, monkeypatch, grid):
+    # overlap counts above 256 (where bf16 rounds integers): the documented failure of a float matmul under
+    # bf16, exact here, with the default grid of cells and with one cell (the whole frame)
     from matrixnms import matrix_nms
     from matrixnms.scenes import mask_scene
 
@@ -157,9 +161,10 @@ def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path, monkeypatch):
     scene = mask_scene(n, height=h, width=w, num_classes=80, seed=5)
     assert scene.masks.reshape(n, -1).sum(1).max() > 256
     options = dict(kernel="gaussian", sigma=0.5, post_threshold=0.05, post_top_k=100)
-    monkeypatch.setattr(export, "COUNT_BLOCKS", 2)  # the block upper triangle (not the default) too
+    monkeypatch.setattr(export, "COUNT_GRID", grid)
     path = to_onnx(tmp_path / "solo.onnx", n, (h, w), labels=True, valid=False, **options)
-    assert len(integer_count_report(onnx.load(str(path)))["counts"]) >= 2
+    scatters = [node for node in onnx.load(str(path)).graph.node if node.op_type == "ScatterND"]
+    assert len(scatters) == grid * grid  # one per cell: 64 x 96 splits into 8 x 8 cells of 8 x 12
     ref_keep, ref_decayed = matrix_nms(torch.from_numpy(scene.scores), torch.from_numpy(scene.masks),
                                        labels=torch.from_numpy(scene.labels), backend="generic", **options)
     feed = {"scores": scene.scores, "masks": scene.masks, "labels": scene.labels}
@@ -169,6 +174,67 @@ def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path, monkeypatch):
         assert count == len(ref_keep), (runtime, hint)
         np.testing.assert_array_equal(out["keep"][:count], ref_keep.numpy(), err_msg=f"{runtime} {hint}")
         np.testing.assert_allclose(out["decayed"][:count], ref_decayed.numpy(), rtol=1e-5, atol=1e-6)
+
+
+class _Counts(torch.nn.Module):
+    """The overlap counts alone, exported to check the grid-of-cells lowering against exact counts."""
+
+    def forward(self, masks, order):
+        return torch.ops.matrixnms.overlap_counts(masks, order, export.COUNT_GRID)
+
+
+def _count_masks(rng, n, h, w):
+    """Blobs of any size, plus an empty mask, a full one and an exact duplicate (when n allows)."""
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx = rng.uniform(0, h, n), rng.uniform(0, w, n)
+    ry, rx = rng.uniform(0.5, h, n), rng.uniform(0.5, w, n)
+    masks = ((yy - cy[:, None, None]) / ry[:, None, None]) ** 2 + ((xx - cx[:, None, None]) / rx[:, None, None]) ** 2 < 1
+    masks &= rng.random(masks.shape) < 0.9  # holes: counts are not areas of ellipses
+    if n >= 4:
+        masks[1] = False
+        masks[2] = True
+        masks[3] = masks[0]
+    return masks.astype(np.uint8)
+
+
+@pytest.mark.parametrize("grid", [8, 3, 1])
+@pytest.mark.parametrize("n, h, w, k", [(40, 24, 40, 40), (30, 13, 17, 12), (25, 12, 17, 25), (1, 1, 1, 1),
+                                        (60, 64, 96, 45)])
+def test_grid_counts_are_exact_and_repeatable(tmp_path, monkeypatch, grid, n, h, w, k):
+    # sides that split evenly, prime sides (one cell along them), 1 x 1 masks; K < N rows in a shuffled order
+    rng = np.random.default_rng(n * h + w + grid)
+    masks = _count_masks(rng, n, h, w)
+    order = rng.permutation(n)[:k].astype(np.int64)
+    monkeypatch.setattr(export, "COUNT_GRID", grid)
+    path = export.export_onnx(_Counts(), (torch.from_numpy(masks), torch.from_numpy(order)), tmp_path / "c.onnx",
+                              input_names=["masks", "order"], output_names=["counts"])
+    rows = masks.reshape(n, -1)[order].astype(np.int64)
+    expected = rows @ rows.T
+    feed = {"masks": masks, "order": order}
+    for runtime, hint in [("onnxruntime", None)] + [("openvino", p) for p in (None, *openvino_precisions())]:
+        run = onnx_runner(path, runtime, precision=hint)
+        for _ in range(4):  # a scatter whose targets repeat within one call races in onnxruntime's threads
+            np.testing.assert_array_equal(run(feed)["counts"], expected, err_msg=f"{runtime} {hint}")
+
+
+def test_grid_counts_are_repeatable_at_solo_scale(tmp_path):
+    # the export benchmark's scene (SOLOv2's 500 candidates at 200 x 336): enough updates for onnxruntime to
+    # split a scatter over threads, where one ScatterND over all cells (targets repeating) gave wrong counts
+    # in about half the runs
+    from matrixnms.scenes import mask_scene
+
+    scene = mask_scene(500, height=200, width=336, num_classes=80, seed=0)
+    masks = scene.masks.astype(np.uint8)
+    order = np.argsort(-scene.scores, kind="stable").astype(np.int64)
+    path = export.export_onnx(_Counts(), (torch.from_numpy(masks), torch.from_numpy(order)), tmp_path / "c.onnx",
+                              input_names=["masks", "order"], output_names=["counts"])
+    rows = torch.from_numpy(masks.reshape(500, -1)[order]).to(torch.float32)
+    expected = (rows @ rows.T).to(torch.int32).numpy()
+    feed = {"masks": masks, "order": order}
+    run = onnx_runner(path, "onnxruntime")
+    for attempt in range(8):
+        np.testing.assert_array_equal(run(feed)["counts"], expected, err_msg=f"onnxruntime, run {attempt}")
+    np.testing.assert_array_equal(onnx_runner(path, "openvino")(feed)["counts"], expected)
 
 
 # ------------------------------------------------------------------------------------------ multiclass
