@@ -13,7 +13,9 @@ Cases (one group, so pytest-benchmark prints the ratios):
   cut into 8 x 8 cells of 25 x 42 pixels, each cell's present masks counted by one batched ``MatMulInteger``
   uint8 x int8 -> int32), each runtime on the CPU with its default threads (OpenVINO: default settings, f32 on
   a CPU without bf16);
-- ``grid-1``: the same graph with ``export.COUNT_GRID = 1``: one cell, the whole frame, every non-empty mask
+- ``grid-8-uint8``: the same graph with a uint8 ``masks`` input (``mask_dtype="uint8"``): no conversion of
+  every pixel from bool (OpenVINO's CPU plugin converts bool with a reference kernel);
+- ``grid-1``: the bool graph with ``export.COUNT_GRID = 1``: one cell, the whole frame, every non-empty mask
   counted against every other (the counts of earlier releases), to show what the grid saves.
 
 Every case first runs once untimed and its keep indices are checked against ``matrix_nms``. Timings on a
@@ -61,10 +63,11 @@ def graphs(scene, tmp_path_factory):
     options = dict(labels=True, valid=False, kernel="gaussian", sigma=0.5)
     paths = {}
     default = export.COUNT_GRID
-    for grid in (default, 1):
+    for name, grid, dtype in [(f"grid-{default}", default, "bool"), (f"grid-{default}-uint8", default, "uint8"),
+                              ("grid-1", 1, "bool")]:
         export.COUNT_GRID = grid
         try:
-            paths[f"grid-{grid}"] = export.to_onnx(folder / f"grid_{grid}.onnx", n, (h, w), **options)
+            paths[name] = export.to_onnx(folder / f"{name}.onnx", n, (h, w), mask_dtype=dtype, **options)
         finally:
             export.COUNT_GRID = default
     return paths
@@ -93,12 +96,13 @@ def test_matrix_nms(benchmark, scene):
 
 
 @pytest.mark.benchmark(group=GROUP)
-@pytest.mark.parametrize("variant", [f"grid-{export.COUNT_GRID}", "grid-1"])
+@pytest.mark.parametrize("variant", [f"grid-{export.COUNT_GRID}", f"grid-{export.COUNT_GRID}-uint8", "grid-1"])
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_exported_graph(benchmark, scene, graphs, runtime, variant):
     s, expected = scene
     run = export.onnx_runner(graphs[variant], runtime)
-    feed = {"scores": s.scores, "masks": s.masks, "labels": s.labels}
+    masks = s.masks.astype(np.uint8) if variant.endswith("uint8") else s.masks
+    feed = {"scores": s.scores, "masks": masks, "labels": s.labels}
     _check(run(feed)["keep"], np.asarray(expected))
     benchmark.extra_info.update(what=f"to_onnx graph ({variant}) in {runtime}, CPU, default settings")
     benchmark.pedantic(run, (feed,), rounds=7, warmup_rounds=1)

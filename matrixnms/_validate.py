@@ -437,9 +437,11 @@ def check_opset(opset: Any, minimum: int) -> None:
 
 
 def check_onnx_graph(num_candidates: Any, mask_size: Any, boxes: Any, pre_top_k: Any, post_top_k: Any, opset: Any,
-                     min_opset: int) -> int:
+                     min_opset: int, mask_dtype: Any = "bool") -> int:
     """The graph shape arguments of to_onnx (its NMS options are checked by MatrixNMS); returns N."""
     check_exactly_one("to_onnx", mask_size is not None, bool(boxes), ("mask_size=(H, W)", "boxes=True"))
+    if mask_dtype not in ("bool", "uint8"):
+        raise ValueError(f"mask_dtype must be 'bool' or 'uint8', got {mask_dtype!r}")
     n = check_positive_int("num_candidates", num_candidates)
     if mask_size is not None:
         if (not isinstance(mask_size, (tuple, list)) or len(mask_size) != 2

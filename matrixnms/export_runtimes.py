@@ -84,7 +84,7 @@ def installed_runtimes() -> Tuple[str, ...]:
 
 
 def verify_onnx(path: str | os.PathLike, num_candidates: int, mask_size: Optional[Sequence[int]] = None, *,
-                boxes: bool = False, labels: bool = False, valid: bool = True,
+                boxes: bool = False, labels: bool = False, valid: bool = True, mask_dtype: str = "bool",
                 runtimes: Optional[Sequence[str]] = None, **options: Any) -> str:
     """Run a file written by ``to_onnx`` in each runtime on a SOLO-like scene and compare with ``matrix_nms``.
 
@@ -119,7 +119,7 @@ def verify_onnx(path: str | os.PathLike, num_candidates: int, mask_size: Optiona
         scene = mask_scene(n, height=mask_size[0], width=mask_size[1], num_classes=80)
         items = scene.masks
     scores, scene_labels = scene.scores, scene.labels
-    feed = {"scores": scores, "boxes" if boxes else "masks": items}
+    feed = {"scores": scores, "boxes" if boxes else "masks": items if boxes else items.astype(mask_dtype)}
     if labels:
         feed["labels"] = scene_labels
     if valid:

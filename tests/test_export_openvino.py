@@ -163,7 +163,7 @@ def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path, monkeypatch, gr
     options = dict(kernel="gaussian", sigma=0.5, post_threshold=0.05, post_top_k=100)
     monkeypatch.setattr(export, "COUNT_GRID", grid)
     path = to_onnx(tmp_path / "solo.onnx", n, (h, w), labels=True, valid=False, **options)
-    scatters = [node for node in onnx.load(str(path)).graph.node if node.op_type == "ScatterND"]
+    scatters = [node for node in onnx.load(str(path)).graph.node if node.op_type == "ScatterElements"]
     assert len(scatters) == grid * grid  # one per cell: 64 x 96 splits into 8 x 8 cells of 8 x 12
     ref_keep, ref_decayed = matrix_nms(torch.from_numpy(scene.scores), torch.from_numpy(scene.masks),
                                        labels=torch.from_numpy(scene.labels), backend="generic", **options)
