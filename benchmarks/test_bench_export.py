@@ -11,7 +11,7 @@ Cases (one group, so pytest-benchmark prints the ratios):
   boxes or labels differ);
 - ``onnxruntime`` / ``openvino`` ``grid-8``: the graph ``to_onnx`` writes (``export.COUNT_GRID = 8``: the frame
   cut into 8 x 8 cells of 25 x 42 pixels, each cell's present masks counted by one batched ``MatMulInteger``
-  uint8 x int8 -> int32), each runtime on the CPU with its default threads (OpenVINO: default settings, f32 on
+  uint8 x uint8 -> int32), each runtime on the CPU with its default threads (OpenVINO: default settings, f32 on
   a CPU without bf16);
 - ``grid-8-uint8``: the same graph with a uint8 ``masks`` input (``mask_dtype="uint8"``): no conversion of
   every pixel from bool (OpenVINO's CPU plugin converts bool with a reference kernel);

@@ -26,7 +26,7 @@ Limits of the static graph:
   scripted Torch count with a float32 matmul (exact while ``H * W <= 2**24``, the limit checked for every
   path); the ONNX graph cuts the frame into a grid of cells (``COUNT_GRID``, 8 x 8 where the sides divide),
   finds which masks have pixels in each cell, and counts each cell's masks with one batched
-  ``MatMulInteger`` (uint8 x int8 -> int32), summed in int32. No float op touches the masks, so OpenVINO's
+  ``MatMulInteger`` (uint8 x uint8 -> int32), summed in int32. No float op touches the masks, so OpenVINO's
   bf16 / f16 ``INFERENCE_PRECISION_HINT`` (its CPU default where the CPU has bf16) cannot round a count,
   and the graph has no float MatMul or Conv: OpenVINO's CPU plugin keeps the float ops after the last such
   "significant" node (here: all of them, the IoU, decay and ranking) in f32. A runtime that lowers every
@@ -196,12 +196,13 @@ def _overlap_counts_onnx(masks: Any, order: Any, grid: int) -> Any:
     The frame is cut into ``sy x sx`` cells of ``h x w`` pixels. A mask is present in a cell when one of its
     pixels is (two ``ReduceMax`` over contiguous runs: every pixel read once). Per cell, the present masks
     (padded to the largest count, ``m``) are gathered as ``h`` row segments of ``w`` pixels each, and one batched
-    ``MatMulInteger`` (uint8 x int8 -> int32; integer kernels in onnxruntime, an int32 MatMul in OpenVINO,
+    ``MatMulInteger`` (uint8 x uint8 -> int32; integer kernels in onnxruntime, an int32 MatMul in OpenVINO,
     never a float op on the masks) counts their overlaps within the cell: a mask absent from a cell has no
     pixel to add there, so the cells' counts sum to the exact whole-frame counts. The sum is one
-    ``ScatterND(reduction="add")`` per cell into a (K + m, K + m) int32 matrix, so no update in one call
-    shares a target (onnxruntime's ScatterND is multi-threaded: repeated targets in one call race); padding
-    slots go to the rows and columns beyond K, sliced off at the end.
+    ``ScatterElements(reduction="add")`` per cell into a flat (K + m)**2 int32 matrix, so no update in one
+    call shares a target (onnxruntime's ScatterND races on repeated targets within one call, and nothing
+    promises that its ScatterElements never will); padding slots go to the rows and columns beyond K,
+    sliced off at the end.
     """
     from onnx import TensorProto, helper
     from onnxscript import opset18 as op
