@@ -576,7 +576,8 @@ def to_onnx(
             type. uint8 saves the graph one conversion of every pixel: OpenVINO's CPU plugin converts bool
             with a reference kernel, about a third of the graph's time at N = 500, 200 x 336.
         kernel, sigma, score_threshold, post_threshold, pre_top_k, post_top_k: as ``matrix_nms_static``.
-        opset: ONNX opset, >= 18 (the exporter's minimum); 18 runs in onnxruntime, TensorRT 10, OpenVINO.
+        opset: ONNX opset, >= 18 (the exporter's minimum); 18 is tested in onnxruntime and OpenVINO
+            (TensorRT is not tested here).
 
     Returns:
         Path: ``path``.
