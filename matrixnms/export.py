@@ -152,14 +152,20 @@ def _grid_side(size: int, grid: int) -> int:
 
 # bytes per (cell, mask, mask) entry of the per-cell counts, their flat int32 targets and their split copies
 _CELL_PAIR_BYTES = 16
+# smaller cells save less multiplication than their scatters and gathers cost (SOLOv2's 32 x 32 masks of
+# solov2_ref.deploy: 2 x 2 cells)
+_MIN_CELL_PIXELS = 256
 
 
 def _cell_grid(height: int, width: int, k: Any, grid: int) -> Tuple[int, int]:
-    """(sy, sx) cells for K masks of height x width: at most ``grid`` along each side, fewer where every
-    mask in every cell (the worst case: cells x K x K entries) would exceed ``_config.CHUNK_BYTES``."""
+    """(sy, sx) cells for K masks of height x width: at most ``grid`` along each side, fewer where a cell
+    would hold under ``_MIN_CELL_PIXELS`` pixels or where every mask in every cell (the worst case: cells x
+    K x K entries) would exceed ``_config.CHUNK_BYTES``."""
     for g in range(max(1, grid), 0, -1):
         sy, sx = _grid_side(height, g), _grid_side(width, g)
-        if g == 1 or not isinstance(k, int) or sy * sx * k * k * _CELL_PAIR_BYTES <= _config.CHUNK_BYTES:
+        small = sy * sx > 1 and (height // sy) * (width // sx) < _MIN_CELL_PIXELS
+        large = isinstance(k, int) and sy * sx * k * k * _CELL_PAIR_BYTES > _config.CHUNK_BYTES
+        if g == 1 or not (small or large):
             return sy, sx
     return 1, 1
 
