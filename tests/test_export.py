@@ -26,7 +26,7 @@ from helpers import assert_close, borderline
 
 torch = pytest.importorskip("torch")
 
-from matrixnms import cli, export, matrix_nms  # noqa: E402
+from matrixnms import _onnx_ops, cli, matrix_nms  # noqa: E402
 from matrixnms.scenes import mask_scene  # noqa: E402
 from matrixnms.export import (  # noqa: E402
     OUTPUT_NAMES, MatrixNMS, export_onnx, matrix_nms_static, script_module, to_onnx,
@@ -327,11 +327,11 @@ def exported_file(name: str, tmp_path_factory) -> tuple:
         kind, labels = config.pop("kind"), config.pop("labels")
         size = {"mask_size": (SIDE, SIDE)} if kind == "masks" else {"boxes": True}
         # cells of 3 x 3 pixels (the default keeps 24 x 24 masks whole): the drawn masks cross cell borders
-        default, export._MIN_CELL_PIXELS = export._MIN_CELL_PIXELS, 1
+        default, _onnx_ops._MIN_CELL_PIXELS = _onnx_ops._MIN_CELL_PIXELS, 1
         try:
             path = to_onnx(tmp_path_factory.mktemp("onnx") / f"{name}.onnx", N_MAX, labels=labels, **size, **config)
         finally:
-            export._MIN_CELL_PIXELS = default
+            _onnx_ops._MIN_CELL_PIXELS = default
         _EXPORTED[name] = (path, config)
     return _EXPORTED[name]
 

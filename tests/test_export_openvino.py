@@ -35,7 +35,7 @@ ov = pytest.importorskip("openvino")
 
 import onnx  # noqa: E402
 
-from matrixnms import export, multiclass_matrix_nms, multiclass_matrix_nms_padded  # noqa: E402
+from matrixnms import _onnx_ops, export, multiclass_matrix_nms, multiclass_matrix_nms_padded  # noqa: E402
 from matrixnms.export import (  # noqa: E402
     MULTICLASS_OUTPUT_NAMES, OUTPUT_NAMES, onnx_runner, openvino_precisions, to_onnx, to_onnx_multiclass,
 )
@@ -164,7 +164,7 @@ def test_solo_sized_counts_exceed_bf16_and_still_match(tmp_path, monkeypatch, gr
     monkeypatch.setattr(export, "COUNT_GRID", grid)
     path = to_onnx(tmp_path / "solo.onnx", n, (h, w), labels=True, valid=False, **options)
     scatters = [node for node in onnx.load(str(path)).graph.node if node.op_type == "ScatterElements"]
-    sy, sx = export._cell_grid(h, w, n, grid)  # 64 x 96: 4 x 6 cells of 16 x 16 (8 x 8 would hold 96 pixels)
+    sy, sx = _onnx_ops._cell_grid(h, w, n, grid)  # 64 x 96: 4 x 6 cells of 16 x 16 (8 x 8 would hold 96 pixels)
     assert (sy, sx) == ((4, 6) if grid == 8 else (1, 1))
     assert len(scatters) == sy * sx  # one per cell
     ref_keep, ref_decayed = matrix_nms(torch.from_numpy(scene.scores), torch.from_numpy(scene.masks),
@@ -208,7 +208,7 @@ def test_grid_counts_are_exact_and_repeatable(tmp_path, monkeypatch, grid, n, h,
     masks = _count_masks(rng, n, h, w)
     order = rng.permutation(n)[:k].astype(np.int64)
     monkeypatch.setattr(export, "COUNT_GRID", grid)
-    monkeypatch.setattr(export, "_MIN_CELL_PIXELS", 1)  # cells of a few pixels: many borders to cross
+    monkeypatch.setattr(_onnx_ops, "_MIN_CELL_PIXELS", 1)  # cells of a few pixels: many borders to cross
     path = export.export_onnx(_Counts(), (torch.from_numpy(masks), torch.from_numpy(order)), tmp_path / "c.onnx",
                               input_names=["masks", "order"], output_names=["counts"])
     rows = masks.reshape(n, -1)[order].astype(np.int64)
