@@ -210,10 +210,16 @@ def open_parquet(path: str | Path) -> Any:
     return pq.ParquetFile(text.removeprefix("file://"))
 
 
-def iter_images(path: str | Path, batch_size: int = ROW_GROUP_SIZE) -> Iterator[ImageCandidates]:
-    """Stream the images of a candidate file, ``batch_size`` rows at a time (bounded memory)."""
+def open_candidates(path: str | Path) -> Any:
+    """``open_parquet(path)``, its columns checked (``check_columns``: a clear error before any row is read)."""
     file = open_parquet(path)
     check_columns(file.schema_arrow.names, str(path))
+    return file
+
+
+def iter_images(path: str | Path, batch_size: int = ROW_GROUP_SIZE) -> Iterator[ImageCandidates]:
+    """Stream the images of a candidate file, ``batch_size`` rows at a time (bounded memory)."""
+    file = open_candidates(path)
     for batch in file.iter_batches(batch_size=batch_size):
         yield from images_of(batch)
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .candidates import ROW_GROUP_SIZE, ImageCandidates, count_images, images_of, open_parquet
+from .candidates import ROW_GROUP_SIZE, ImageCandidates, count_images, images_of, open_candidates, open_parquet
 from .evaluation import EVALUATORS, ImageEvaluator, accumulate_stats, coco_stats
 from .variants import Variant, coco_results, nms_rows, warm_up
 
@@ -88,10 +88,7 @@ def _table(images: Sequence[ImageCandidates], variants: Sequence[Variant], boxes
 
 def _local_rows(path: str | Path, variants: Sequence[Variant], boxes: bool, batch_size: int,
                 gt: Mapping[str, Any] | None) -> Iterator[dict[str, list]]:
-    from .candidates import check_columns
-
-    file = open_parquet(path)
-    check_columns(file.schema_arrow.names, str(path))
+    file = open_candidates(path)
     warm_up(variants)
     evaluator = None if gt is None else ImageEvaluator(gt)
     for batch in file.iter_batches(batch_size=batch_size):
@@ -179,11 +176,8 @@ def _ray_rows(path: str | Path, variants: Sequence[Variant], boxes: bool, batch_
               num_cpus: int | None, address: str | None, cpus_per_worker: int,
               gt: Mapping[str, Any] | None) -> Iterator[dict[str, list]]:
     ray = start_ray(num_cpus, address)
-    from .candidates import check_columns
-
     path = str(path) if "://" in str(path) else str(Path(path).resolve())  # the workers open it themselves
-    file = open_parquet(path)
-    check_columns(file.schema_arrow.names, path)  # a clear error before any task starts
+    file = open_candidates(path)  # a clear error before any task starts
     images = file.metadata.num_rows
     if images == 0:
         return
