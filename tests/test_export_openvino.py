@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_export import ONNX_CONFIGS, check_agreement, exported_file, graph_feed
+from test_export import N_MAX, ONNX_CONFIGS, SIDE, check_agreement, exported_file, graph_feed
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -218,6 +218,39 @@ def test_grid_counts_are_exact_and_repeatable(tmp_path, monkeypatch, grid, n, h,
         run = onnx_runner(path, runtime, precision=hint)
         for _ in range(4):  # a scatter whose targets repeat within one call races in onnxruntime's threads
             np.testing.assert_array_equal(run(feed)["counts"], expected, err_msg=f"{runtime} {hint}")
+
+
+@pytest.fixture(scope="module")
+def uint8_graph(tmp_path_factory):
+    """"masks-gaussian-labels" exported with a uint8 masks input (3 x 3-pixel cells, as the bool files)."""
+    options = {k: v for k, v in ONNX_CONFIGS["masks-gaussian-labels"].items() if k not in ("kind", "labels")}
+    default, _onnx_ops._MIN_CELL_PIXELS = _onnx_ops._MIN_CELL_PIXELS, 1
+    try:
+        path = to_onnx(tmp_path_factory.mktemp("uint8") / "uint8.onnx", N_MAX, (SIDE, SIDE), labels=True,
+                       mask_dtype="uint8", **options)
+    finally:
+        _onnx_ops._MIN_CELL_PIXELS = default
+    return path, options, {runtime: onnx_runner(path, runtime) for runtime in ("onnxruntime", "openvino")}
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_uint8_masks_graph_matches_matrix_nms(uint8_graph, data):
+    # the same rows as matrix_nms and the float64 reference (check_agreement), in both runtimes
+    _, options, runners = uint8_graph
+    problem, feed = graph_feed("masks-gaussian-labels", data)
+    feed = dict(feed, masks=feed["masks"].astype(np.uint8))
+    for run in runners.values():
+        out = run(feed)
+        check_agreement(problem, [out[n] for n in OUTPUT_NAMES], options)
+
+
+def test_uint8_masks_input_and_bad_mask_dtype(uint8_graph, tmp_path):
+    path, _, _ = uint8_graph
+    masks = next(i for i in onnx.load(str(path)).graph.input if i.name == "masks")
+    assert masks.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    with pytest.raises(ValueError, match=r"mask_dtype must be 'bool' or 'uint8', got 'int8'"):
+        to_onnx(tmp_path / "bad.onnx", 4, (4, 4), mask_dtype="int8")
 
 
 def test_grid_counts_are_repeatable_at_solo_scale(tmp_path):
