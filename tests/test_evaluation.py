@@ -115,7 +115,25 @@ def test_split_equals_one_cocoeval(seed, tied):
 def test_split_equals_one_cocoeval_property(seed, images, batch, tied):
     """Any scene, any batch size, any order of batches: the split figures are one COCOeval's, exactly."""
     gt, results = scene(seed, images=images, tied=tied)
-    assert split_stats(gt, results, batch, seed) == coco_stats(gt, [dict(r) for r in results])
+    whole = coco_stats(gt, [dict(r) for r in results])
+    assert split_stats(gt, results, batch, seed) == whole
+    if results:  # pycocotools' loadRes cannot take none
+        assert whole == full_cocoeval(gt, results)  # "all" and maxDets 100 alone: pycocotools' four figures
+
+
+def test_more_than_100_detections_in_an_image():
+    """Past maxDets = 100 per image the lowest-scored detections drop out, as in pycocotools' summary (which
+    also accumulates maxDets 1 and 10; the figures read only 100)."""
+    gt, results = scene(3, images=4)
+    rng = np.random.default_rng(0)
+    image_id = gt["images"][0]["id"]
+    for _ in range(130):
+        results.append({"image_id": image_id, "category_id": int(rng.integers(1, 4)),
+                        "segmentation": _rle(_disc(*rng.uniform(5, 43, 2), float(rng.uniform(2, 10)))),
+                        "score": float(rng.uniform(0.6, 1))})  # above most true detections: they get cut
+    whole = coco_stats(gt, [dict(r) for r in results])
+    assert whole == full_cocoeval(gt, results)
+    assert split_stats(gt, results, 2, 0) == whole
 
 
 def test_ground_truth_images_without_records_count_as_misses():

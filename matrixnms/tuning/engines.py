@@ -147,13 +147,21 @@ def _data_context(ray: Any) -> Iterator[None]:
             context.set_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY, saved[2])
 
 
-def _pause(seconds: float) -> None:
-    time.sleep(seconds)
+def _prepare_worker(batch: dict[str, Any]) -> dict[str, Any]:
+    """A start-up task: imports what the NMS tasks need (Ray Data, this package, pycocotools: about 1.5 s
+    in a fresh worker process) and holds its CPU a moment, so that every worker gets one."""
+    import importlib
+
+    for module in ("ray.data", "pycocotools.cocoeval", f"{__package__}.evaluation", f"{__package__}.variants"):
+        importlib.import_module(module)
+    time.sleep(0.5)
+    return batch
 
 
 def start_ray(num_cpus: int | None = None, address: str | None = None) -> Any:
-    """Initialise Ray unless it already is: a local cluster of ``num_cpus`` CPUs, or join ``address``; and
-    start Ray Data's own services (one empty dataset run), as a running cluster has them."""
+    """Initialise Ray unless it already is: a local cluster of ``num_cpus`` CPUs, or join ``address``; then
+    one Ray Data run of a task per CPU, which starts Ray Data's own services (as a running cluster has them)
+    and the worker processes with their imports, rather than in the first sweep."""
     import logging
 
     import ray
@@ -164,11 +172,10 @@ def start_ray(num_cpus: int | None = None, address: str | None = None) -> Any:
         if address is None:
             options["num_cpus"] = num_cpus
         ray.init(address=address, **options)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         with _data_context(ray):
-            ray.data.range(1).map_batches(lambda batch: batch).take_all()
-        # one worker process per CPU, started now rather than in the first sweep
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        ray.get([ray.remote(num_cpus=1)(_pause).remote(0.5) for _ in range(cpus)])
+            ray.data.range(cpus, override_num_blocks=cpus).map_batches(
+                _prepare_worker, batch_size=None, num_cpus=1, compute=ray.data.TaskPoolStrategy(size=cpus)).take_all()
     return ray
 
 

@@ -5,9 +5,11 @@ truth (``evaluateImg``: one record per category, area range and image) and depen
 ``accumulate`` then ranks every record's detections by score across images and builds the precision /
 recall tables. So a sweep's engines evaluate each batch of images where its NMS ran (``ImageEvaluator``, in
 the workers: the detections never travel) and the driver merges the records of every image in the order a
-single ``evaluate`` would have made them and runs pycocotools' own ``accumulate`` and ``summarize``
-(``accumulate_stats``). The figures equal one ``COCOeval`` over all images exactly (``tests/test_sweep.py``
-checks it against ``coco_stats`` and ``solov2_ref.evaluate``).
+single ``evaluate`` would have made them and runs pycocotools' own ``accumulate`` (``accumulate_stats``).
+Both evaluate the area range "all" and maxDets 100 alone, all that AP, AP50, AP75 and AR100 read, and take
+the figures from the precision / recall tables as ``summarize`` does. The figures equal one full
+``COCOeval`` over all images exactly (``tests/test_evaluation.py``; ``tests/test_sweep.py`` against
+``solov2_ref.evaluate``).
 
 ``coco_stats`` is the whole evaluation in one call, with pycocotools or faster-coco-eval.
 """
@@ -20,19 +22,40 @@ import io
 import pickle
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
+
 EVALUATORS = ("pycocotools", "faster-coco-eval")
 FIGURES = ("AP", "AP50", "AP75", "AR100")
 
 
 def _only_area_all(params: Any) -> None:
-    """Evaluate the area range "all" alone. AP, AP50, AP75 and AR100 are figures of that range, which
-    ``evaluateImg`` and ``accumulate`` treat independently of the small / medium / large ranges: the same
-    figures for a quarter of the work (the other ranges' stats read -1)."""
+    """Evaluate what the four figures need alone: the area range "all" and maxDets 100. AP, AP50, AP75 and
+    AR100 are figures of that range and of 100 detections, which ``evaluateImg`` (it matches the top
+    ``maxDets[-1]`` detections) and ``accumulate`` (each range and maxDets apart) compute independently of
+    the small / medium / large ranges and of maxDets 1 and 10: the same figures for a twelfth of the
+    accumulation (``_figures`` reads them without ``summarize``, which needs all the ranges)."""
     params.areaRng, params.areaRngLbl = params.areaRng[:1], params.areaRngLbl[:1]
+    params.maxDets = [100]
     assert params.areaRngLbl == ["all"], params.areaRngLbl
 
 
-def _figures(stats: Sequence[float]) -> dict[str, float]:
+def _mean_defined(values: Any) -> float:
+    """``summarize``'s mean: over the entries that are not -1 (undefined: no ground truth), 0 if none is
+    (``summarize`` writes -1, counted as 0 here)."""
+    defined = values[values > -1]
+    return float(np.mean(defined)) if len(defined) else 0.0
+
+
+def _figures(ev: Any) -> dict[str, float]:
+    """AP, AP50, AP75 and AR100 of an accumulated ``COCOeval`` whose params ``_only_area_all`` set, computed
+    as ``summarize`` computes its stats 0, 1, 2 and 8 (precision is [T, R, K, A, M], recall [T, K, A, M])."""
+    precision, recall = ev.eval["precision"][..., 0, -1], ev.eval["recall"][..., 0, -1]
+    thresholds = ev.params.iouThrs
+    return {"AP": _mean_defined(precision), "AP50": _mean_defined(precision[np.where(thresholds == 0.5)[0]]),
+            "AP75": _mean_defined(precision[np.where(thresholds == 0.75)[0]]), "AR100": _mean_defined(recall)}
+
+
+def _summary_figures(stats: Sequence[float]) -> dict[str, float]:
     # COCOeval writes -1 for an undefined metric (no ground truth): count it as 0
     stats = [max(0.0, float(v)) for v in stats]
     return {"AP": stats[0], "AP50": stats[1], "AP75": stats[2], "AR100": stats[8]}
@@ -53,12 +76,15 @@ def coco_stats(gt_dataset: dict[str, Any], results: list[dict[str, Any]],
         gt.dataset = gt_dataset
         gt.createIndex()
         ev = COCOeval(gt, gt.loadRes(results), "segm")
-        if evaluator == "pycocotools":  # faster-coco-eval's C++ summary expects all four ranges
-            _only_area_all(ev.params)
+        if evaluator == "faster-coco-eval":  # its C++ summary expects all four ranges and three maxDets
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+            return _summary_figures(ev.stats)
+        _only_area_all(ev.params)
         ev.evaluate()
         ev.accumulate()
-        ev.summarize()
-    return _figures(ev.stats)
+    return _figures(ev)
 
 
 def _coco(dataset: dict[str, Any]) -> Any:
@@ -79,7 +105,6 @@ def pack_records(records: Sequence[dict[str, Any] | None]) -> bytes:
     """One image's ``evaluateImg`` records as a few flat arrays (cheap to send and to unpack): the positions
     of the records that are not None, their detection and ground-truth counts, and the four fields
     ``accumulate`` reads, concatenated (same dtypes and values)."""
-    import numpy as np
 
     kept = [(j, r) for j, r in enumerate(records) if r is not None]
     where = np.array([j for j, _ in kept], np.int32)
@@ -95,8 +120,6 @@ def pack_records(records: Sequence[dict[str, Any] | None]) -> bytes:
 
 def unpack_records(blob: bytes) -> list[dict[str, Any] | None]:
     """``pack_records`` undone: the records (views into the flat arrays), None where evaluateImg gave None."""
-    import numpy as np
-
     width, where, dets, gts, scores, matches, ignored, gt_ignored = pickle.loads(blob)
     out: list[dict[str, Any] | None] = [None] * width
     d_end, g_end = np.cumsum(dets).tolist(), np.cumsum(gts).tolist()
@@ -176,7 +199,6 @@ def accumulate_stats(gt_dataset: Mapping[str, Any], records: Mapping[int, bytes]
     ev = COCOeval(iouType="segm")
     ev.params.imgIds = ids
     ev.params.catIds = sorted({int(c["id"]) for c in evaluator.categories})
-    ev.params.maxDets = sorted(ev.params.maxDets)
     _only_area_all(ev.params)
     ev._paramsEval = copy.deepcopy(ev.params)
     width = len(ev.params.catIds) * len(ev.params.areaRng)
@@ -185,8 +207,7 @@ def accumulate_stats(gt_dataset: Mapping[str, Any], records: Mapping[int, bytes]
     ev.evalImgs = [per_image[i][j] for j in range(width) for i in range(len(ids))]
     with contextlib.redirect_stdout(io.StringIO()):
         ev.accumulate()
-        ev.summarize()
-    return _figures(ev.stats)
+    return _figures(ev)
 
 
 def _repeated(image_id: int) -> None:
