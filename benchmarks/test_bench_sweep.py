@@ -2,8 +2,8 @@
 
     pytest benchmarks/test_bench_sweep.py --benchmark-disable       # smoke: a tiny synthetic file
     SWEEP_BENCH_IMAGES=2000 pytest benchmarks/test_bench_sweep.py -s  # the targets' sizes
-    SWEEP_BENCH_CANDIDATES=val.parquet pytest benchmarks/test_bench_sweep.py -s -k engines  # a real file
-                                                                            # (its _gt.json beside it)
+    SWEEP_BENCH_CANDIDATES=val.parquet SWEEP_BENCH_ROUNDS=3 pytest benchmarks/test_bench_sweep.py -s -k engines
+                                    # a real file (its _gt.json beside it), medians of 3 interleaved rounds
 
 Targets: a 12-variant sweep on Ray takes <= 0.7 x the local engine's time with identical AP tables;
 ``rescore`` over 20,000 images keeps peak RSS < 1 GiB. The files are synthetic: rows of SOLO-like scenes
@@ -72,7 +72,9 @@ def candidates(tmp_path_factory):
 
 
 def test_sweep_engines(candidates, benchmark):
-    """Local vs Ray on one 12-variant grid: wall times (Ray start-up apart), ratio, identical AP tables."""
+    """Local vs Ray on one 12-variant grid, SWEEP_BENCH_ROUNDS rounds (default 1) of: the local engine, Ray's
+    start-up (a fresh local cluster), the ray engine, shutdown. Wall times, medians over the rounds, ratio
+    of the medians with and without the start-up; the AP tables must be identical in every round."""
     pytest.importorskip("ray")
     from matrixnms.tuning.engines import start_ray
 
@@ -81,27 +83,33 @@ def test_sweep_engines(candidates, benchmark):
     gt = candidates.with_name(candidates.stem + "_gt.json")
     variants = grid(GRID12)
     assert len(variants) == 12
+    rounds = int(os.environ.get("SWEEP_BENCH_ROUNDS", "1"))
+    cpus = int(os.environ.get("SWEEP_BENCH_CPUS", os.cpu_count() or 2))
 
-    def both():
+    def one_round():
         t0 = time.perf_counter()
         local = sweep(candidates, gt, variants, engine="local", progress=False)
         t1 = time.perf_counter()
-        start_ray(num_cpus=int(os.environ.get("SWEEP_BENCH_CPUS", os.cpu_count() or 2)))
-        t2 = time.perf_counter()
-        distributed = sweep(candidates, gt, variants, engine="ray", progress=False)
-        t3 = time.perf_counter()
-        return local, distributed, (t1 - t0, t2 - t1, t3 - t2)
+        try:
+            start_ray(num_cpus=cpus)
+            t2 = time.perf_counter()
+            distributed = sweep(candidates, gt, variants, engine="ray", progress=False)
+            t3 = time.perf_counter()
+        finally:
+            ray.shutdown()
+        assert ap_table(local) == ap_table(distributed)
+        return t1 - t0, t2 - t1, t3 - t2
 
-    try:
-        local, distributed, (t_local, t_start, t_ray) = benchmark.pedantic(both, rounds=1, iterations=1)
-    finally:
-        ray.shutdown()
+    times = benchmark.pedantic(lambda: [one_round() for _ in range(rounds)], rounds=1, iterations=1)
     from matrixnms.tuning.candidates import count_images
 
-    print(f"\n{count_images(candidates)} images of {candidates.name} x 12 variants: local {t_local:.1f} s, "
-          f"ray {t_ray:.1f} s (+ {t_start:.1f} s start-up), ratio {t_ray / t_local:.2f} (target <= 0.7), "
-          f"{(t_ray + t_start) / t_local:.2f} with the start-up")
-    assert ap_table(local) == ap_table(distributed)
+    t_local, t_start, t_ray = (float(np.median(column)) for column in zip(*times))
+    for i, (a, b, c) in enumerate(times, 1):
+        print(f"\nround {i}: local {a:.1f} s, ray {c:.1f} s (+ {b:.1f} s start-up), ratio {c / a:.2f}, "
+              f"{(b + c) / a:.2f} with the start-up", end="")
+    print(f"\n{count_images(candidates)} images of {candidates.name} x 12 variants, medians of {rounds}: local "
+          f"{t_local:.1f} s, ray {t_ray:.1f} s (+ {t_start:.1f} s start-up), ratio {t_ray / t_local:.2f} "
+          f"(target <= 0.7), {(t_ray + t_start) / t_local:.2f} with the start-up")
 
 
 def _peak_rss(code: str) -> float:
