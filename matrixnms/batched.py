@@ -14,7 +14,7 @@ they also sort, threshold and rank each image in compiled code (the ``batched_bo
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from ._dispatch import resolve
 from ._generic_batched import decay_and_rank

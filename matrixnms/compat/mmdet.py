@@ -24,8 +24,6 @@ What differs, on purpose:
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._typing import Array
 from ..nms import matrix_nms
 from ._common import check_peer_inputs, check_strict_kernel, paper_sigma, peer_limit
