@@ -28,7 +28,7 @@ EVALUATORS = ("pycocotools", "faster-coco-eval")
 FIGURES = ("AP", "AP50", "AP75", "AR100")
 
 
-def _only_area_all(params: Any) -> None:
+def _only_what_figures_read(params: Any) -> None:
     """Evaluate what the four figures need alone: the area range "all" and maxDets 100. AP, AP50, AP75 and
     AR100 are figures of that range and of 100 detections, which ``evaluateImg`` (it matches the top
     ``maxDets[-1]`` detections) and ``accumulate`` (each range and maxDets apart) compute independently of
@@ -47,7 +47,7 @@ def _mean_defined(values: Any) -> float:
 
 
 def _figures(ev: Any) -> dict[str, float]:
-    """AP, AP50, AP75 and AR100 of an accumulated ``COCOeval`` whose params ``_only_area_all`` set, computed
+    """AP, AP50, AP75 and AR100 of an accumulated ``COCOeval`` whose params ``_only_what_figures_read`` set, computed
     as ``summarize`` computes its stats 0, 1, 2 and 8 (precision is [T, R, K, A, M], recall [T, K, A, M])."""
     precision, recall = ev.eval["precision"][..., 0, -1], ev.eval["recall"][..., 0, -1]
     thresholds = ev.params.iouThrs
@@ -81,7 +81,7 @@ def coco_stats(gt_dataset: dict[str, Any], results: list[dict[str, Any]],
             ev.accumulate()
             ev.summarize()
             return _summary_figures(ev.stats)
-        _only_area_all(ev.params)
+        _only_what_figures_read(ev.params)
         ev.evaluate()
         ev.accumulate()
     return _figures(ev)
@@ -172,7 +172,7 @@ class ImageEvaluator:
                     dt = _coco({"images": images, "categories": self.categories, "annotations": []})
                 ev = COCOeval(gt, dt, "segm")
                 ev.params.imgIds = ids
-                _only_area_all(ev.params)
+                _only_what_figures_read(ev.params)
                 ev.evaluate()
             # evalImgs is [category][area range][image]: every len(ids)-th record belongs to one image
             out.append({i: pack_records(ev.evalImgs[j::len(ids)]) for j, i in enumerate(ids)})
@@ -199,7 +199,7 @@ def accumulate_stats(gt_dataset: Mapping[str, Any], records: Mapping[int, bytes]
     ev = COCOeval(iouType="segm")
     ev.params.imgIds = ids
     ev.params.catIds = sorted({int(c["id"]) for c in evaluator.categories})
-    _only_area_all(ev.params)
+    _only_what_figures_read(ev.params)
     ev._paramsEval = copy.deepcopy(ev.params)
     width = len(ev.params.catIds) * len(ev.params.areaRng)
     if any(len(r) != width for r in per_image):
