@@ -121,6 +121,56 @@ def test_split_equals_one_cocoeval_property(seed, images, batch, tied):
         assert whole == full_cocoeval(gt, results)  # "all" and maxDets 100 alone: pycocotools' four figures
 
 
+def variants_of(results: list[dict], count: int, seed: int) -> list[list[dict]]:
+    """``count`` variants as a sweep makes them: each keeps a subset of the same detections with its own
+    scores (ties too), some twice, some under a second label; the masks repeat across variants, as kept
+    candidates do."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        kept = [dict(r, score=float(np.round(r["score"] * rng.uniform(0.2, 1), 1)))
+                for r in results if rng.random() < 0.8]
+        kept += [dict(r) for r in kept[:2]]  # a detection reported twice
+        # and a mask under two labels, as SOLO's candidates are (one grid cell, every category above threshold)
+        kept += [dict(r, category_id=1 + r["category_id"] % 3) for r in kept[2:4]]
+        out.append(kept)
+    return out
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2**16), images=st.integers(1, 10), count=st.integers(2, 5))
+def test_variants_sharing_ious_equal_each_alone(seed, images, count):
+    """One ``records`` call for several variants (their IoUs shared) gives each variant's records exactly as a
+    call for that variant alone, and the figures of one full COCOeval; so does ``coco_stats`` with a cache
+    shared by the variants."""
+    gt, results = scene(seed, images=images)
+    variants = variants_of(results, count, seed)
+    ids = [im["id"] for im in gt["images"]]
+    together = ImageEvaluator(gt).records(ids, variants)
+    shared: dict = {}  # the local engine's whole evaluations, one per variant, share a cache the same way
+    for variant, records in zip(variants, together):
+        alone = ImageEvaluator(gt).records(ids, [variant])[0]
+        assert sorted(records) == sorted(alone) == sorted(ids)
+        assert all(_same(records[i], alone[i]) for i in ids)
+        if variant:
+            full = full_cocoeval(gt, variant)
+            assert accumulate_stats(gt, records) == full
+            assert coco_stats(gt, [dict(r) for r in variant], iou_cache=shared) == full
+
+
+def _same(a: bytes, b: bytes) -> bool:
+    """Packed records equal field by field."""
+    a, b = unpack_records(a), unpack_records(b)
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if (x is None) != (y is None):
+            return False
+        if x is not None and not all(np.array_equal(x[k], y[k]) for k in x):
+            return False
+    return True
+
+
 def test_more_than_100_detections_in_an_image():
     """Past maxDets = 100 per image the lowest-scored detections drop out, as in pycocotools' summary (which
     also accumulates maxDets 1 and 10; the figures read only 100)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import pickle
 from typing import Any, Iterable, Mapping, Sequence
@@ -61,9 +62,12 @@ def _summary_figures(stats: Sequence[float]) -> dict[str, float]:
     return {"AP": stats[0], "AP50": stats[1], "AP75": stats[2], "AR100": stats[8]}
 
 
-def coco_stats(gt_dataset: dict[str, Any], results: list[dict[str, Any]],
-               evaluator: str = "pycocotools") -> dict[str, float]:
-    """Mask AP, AP50, AP75 and AR100 of ``results`` against a COCO ground-truth dict (0 without results)."""
+def coco_stats(gt_dataset: dict[str, Any], results: list[dict[str, Any]], evaluator: str = "pycocotools", *,
+               iou_cache: dict | None = None) -> dict[str, float]:
+    """Mask AP, AP50, AP75 and AR100 of ``results`` against a COCO ground-truth dict (0 without results).
+
+    ``iou_cache``: a dict shared by the calls for the variants of one sweep (pycocotools only): each mask's
+    IoUs with the ground truth are computed once (``_shared_ious``), the figures unchanged."""
     if not results:
         return dict.fromkeys(FIGURES, 0.0)
     if evaluator == "faster-coco-eval":
@@ -81,6 +85,8 @@ def coco_stats(gt_dataset: dict[str, Any], results: list[dict[str, Any]],
             ev.accumulate()
             ev.summarize()
             return _summary_figures(ev.stats)
+        if iou_cache is not None:
+            ev.computeIoU = functools.partial(_shared_ious, ev, iou_cache)  # evaluate() calls self.computeIoU
         _only_what_figures_read(ev.params)
         ev.evaluate()
         ev.accumulate()
@@ -131,12 +137,40 @@ def unpack_records(blob: bytes) -> list[dict[str, Any] | None]:
     return out
 
 
+def _segmentation_key(segmentation: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (*segmentation["size"], segmentation["counts"])
+
+
+def _shared_ious(ev: Any, cache: dict[tuple[int, int], dict[tuple[Any, ...], Any]], image_id: int,
+                 category_id: int) -> Any:
+    """``COCOeval.computeIoU`` (segm, one category) with each detection's row of IoUs against the image's
+    ground truth of that category taken from ``cache``, computed (``maskUtils.iou``, which treats every pair
+    apart) the first time one of the variants reports that mask: the variants of a sweep keep mostly the same
+    candidates. Same rows in the same order (score-sorted, stable, the top ``maxDets[-1]``), same values."""
+    from pycocotools import mask as mask_utils
+
+    gt, dt = ev._gts[image_id, category_id], ev._dts[image_id, category_id]
+    if not gt or not dt:
+        return []  # computeIoU's value when both are empty, maskUtils.iou's when one side is
+    order = np.argsort([-d["score"] for d in dt], kind="mergesort")[:ev.params.maxDets[-1]]
+    segmentations = [dt[i]["segmentation"] for i in order]
+    keys = [_segmentation_key(segmentation) for segmentation in segmentations]
+    rows = cache.setdefault((image_id, category_id), {})
+    new = {key: segmentation for key, segmentation in zip(keys, segmentations) if key not in rows}
+    if new:
+        ious = mask_utils.iou(list(new.values()), [g["segmentation"] for g in gt], [int(g["iscrowd"]) for g in gt])
+        rows.update(zip(new, ious))
+    return np.array([rows[key] for key in keys])
+
+
 class ImageEvaluator:
     """The per-image half of ``COCOeval(gt, dt, "segm").evaluate()`` for batches of images.
 
-    Holds the ground truth indexed by image (built once per worker); ``records`` evaluates one variant's
+    Holds the ground truth indexed by image (built once per worker); ``records`` evaluates each variant's
     detections on a batch of images and returns, per image, its ``evaluateImg`` records (category-major, then
-    area range, as ``COCOeval.evalImgs`` orders them) packed to bytes (``pack_records``).
+    area range, as ``COCOeval.evalImgs`` orders them) packed to bytes (``pack_records``). pycocotools'
+    ``evaluate`` and ``evaluateImg`` run as they are; only ``computeIoU`` is shared by the variants of one
+    call (``_shared_ious``).
     """
 
     def __init__(self, gt_dataset: Mapping[str, Any]) -> None:
@@ -163,6 +197,7 @@ class ImageEvaluator:
         images = [self.images[i] for i in ids]
         gt = _coco({"images": images, "categories": self.categories,
                     "annotations": [a for i in ids for a in self.annotations.get(i, [])]})
+        cache: dict[tuple[int, int], dict[tuple[Any, ...], Any]] = {}
         out = []
         for variant_results in results:
             with contextlib.redirect_stdout(io.StringIO()):
@@ -171,6 +206,7 @@ class ImageEvaluator:
                 else:  # loadRes cannot take an empty list
                     dt = _coco({"images": images, "categories": self.categories, "annotations": []})
                 ev = COCOeval(gt, dt, "segm")
+                ev.computeIoU = functools.partial(_shared_ious, ev, cache)  # evaluate() calls self.computeIoU
                 ev.params.imgIds = ids
                 _only_what_figures_read(ev.params)
                 ev.evaluate()
