@@ -79,18 +79,30 @@ def coco_stats(gt_dataset: dict[str, Any], results: list[dict[str, Any]], evalua
         gt = COCO()
         gt.dataset = gt_dataset
         gt.createIndex()
-        ev = COCOeval(gt, gt.loadRes(results), "segm")
         if evaluator == "faster-coco-eval":  # its C++ summary expects all four ranges and three maxDets
+            ev = COCOeval(gt, gt.loadRes(results), "segm")
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
             return _summary_figures(ev.stats)
-        if iou_cache is not None:
-            ev.computeIoU = functools.partial(_shared_ious, ev, iou_cache)  # evaluate() calls self.computeIoU
-        _only_what_figures_read(ev.params)
-        ev.evaluate()
+        ev = _evaluated(gt, gt.loadRes(results), iou_cache)
         ev.accumulate()
     return _figures(ev)
+
+
+def _evaluated(gt: Any, dt: Any, iou_cache: dict | None, image_ids: Sequence[int] | None = None) -> Any:
+    """pycocotools' ``COCOeval(gt, dt, "segm")`` on what the figures read (``_only_what_figures_read``) of
+    ``image_ids`` (default: all), after ``evaluate()``; with ``iou_cache``, its IoUs shared (``_shared_ious``)."""
+    from pycocotools.cocoeval import COCOeval
+
+    ev = COCOeval(gt, dt, "segm")
+    if iou_cache is not None:
+        ev.computeIoU = functools.partial(_shared_ious, ev, iou_cache)  # evaluate() calls self.computeIoU
+    if image_ids is not None:
+        ev.params.imgIds = list(image_ids)
+    _only_what_figures_read(ev.params)
+    ev.evaluate()
+    return ev
 
 
 def _coco(dataset: dict[str, Any]) -> Any:
@@ -184,8 +196,6 @@ class ImageEvaluator:
                 results: Sequence[Sequence[dict[str, Any]]]) -> list[dict[int, bytes]]:
         """Per variant, ``{image_id: packed records}`` of its ``results`` (COCO result dicts) on ``image_ids``
         (each id once)."""
-        from pycocotools.cocoeval import COCOeval
-
         ids = sorted(int(i) for i in image_ids)
         for a, b in zip(ids, ids[1:]):
             if a == b:
@@ -205,11 +215,7 @@ class ImageEvaluator:
                     dt = gt.loadRes([dict(r) for r in variant_results])  # loadRes writes into them
                 else:  # loadRes cannot take an empty list
                     dt = _coco({"images": images, "categories": self.categories, "annotations": []})
-                ev = COCOeval(gt, dt, "segm")
-                ev.computeIoU = functools.partial(_shared_ious, ev, cache)  # evaluate() calls self.computeIoU
-                ev.params.imgIds = ids
-                _only_what_figures_read(ev.params)
-                ev.evaluate()
+                ev = _evaluated(gt, dt, cache, ids)
             # evalImgs is [category][area range][image]: every len(ids)-th record belongs to one image
             out.append({i: pack_records(ev.evalImgs[j::len(ids)]) for j, i in enumerate(ids)})
         return out
